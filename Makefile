@@ -10,7 +10,8 @@ PORT ?= 8080
 Q := $(if $(filter 1,$(V)),,@)
 comma := ,
 VARIANT := $(if $(SAN),$(subst $(comma),-,$(SAN)),plain)$(if $(filter-out 2,$(OPT)),-O$(OPT))
-B := build/$(VARIANT)
+BUILD ?= build
+B := $(BUILD)/$(VARIANT)
 
 CC := gcc
 CXX := g++
@@ -118,6 +119,7 @@ run: deps $(B)/wsrelay
 
 # ---- tests ---------------------------------------------------------------------
 # Each group prints a closing "N passed, N failed" line; `test` runs them all.
+export BUILD
 test-unit: $(TESTS)
 	$(Q)scripts/run-tests.sh unit $(TESTS)
 test-fuzz-replay: $(FUZZ_REPLAYS)
@@ -135,14 +137,14 @@ ifeq ($(SAN),)
 TEST_GROUPS += test-e2e test-bench-smoke
 endif
 test: deps
-	$(Q)rm -f build/.test-tally
+	$(Q)rm -f $(BUILD)/.test-tally
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)rc=0; for g in $(TEST_GROUPS); do $(MAKE) --no-print-directory $$g || rc=1; done; \
 	    scripts/run-tests.sh --total; exit $$rc
 
 # ---- fuzzing (clang libFuzzer) -------------------------------------------------
 FUZZ_SECONDS ?= 60
-FB := build/fuzz
+FB := $(BUILD)/fuzz
 FUZZ_BINS := $(FUZZ_SRCS:tests/%.c=$(FB)/%)
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -I. -D_GNU_SOURCE
 $(FB)/%: tests/%.c $(CORE_SRCS) $(wildcard core/*.h)

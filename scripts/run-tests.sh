@@ -5,7 +5,7 @@
 #   run-tests.sh GROUP --py FILE...     Python tests run with Debian's python3
 #   run-tests.sh --total                sum of the groups run since the last --total
 set -uo pipefail
-TALLY=${TEST_TALLY:-build/.test-tally}
+TALLY=${TEST_TALLY:-${BUILD:-build}/.test-tally}
 TIMEOUT=${TEST_TIMEOUT:-600}
 mkdir -p "$(dirname "$TALLY")"
 
