@@ -1,0 +1,30 @@
+#ifndef NET_CONFIG_H
+#define NET_CONFIG_H
+/* Run-time configuration, filled by net/main.c from flags and read-only
+ * once the workers start. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+enum wsr_io { WSR_IO_EPOLL = 0, WSR_IO_URING };
+
+struct wsr_config {
+    struct sockaddr_storage addr; /* listen address; port 0 = pick one */
+    socklen_t addrlen;
+    int threads;
+    const char *static_dir;
+    uint64_t max_message;       /* bytes per WebSocket message */
+    uint64_t max_frame;         /* bytes per frame payload */
+    uint32_t max_connections;   /* per process */
+    uint64_t max_backlog;       /* unsent bytes before a conn is paused */
+    uint32_t handshake_timeout_ms;
+    uint32_t idle_timeout_ms;   /* 0 = off */
+    uint32_t ping_interval_ms;  /* 0 = off */
+    uint32_t close_timeout_ms;
+    const char **origins;       /* allow-list; n_origins == 0 means any */
+    size_t n_origins;
+    enum wsr_io io;
+};
+
+#endif

@@ -1,0 +1,716 @@
+/* One connection's protocol work: HTTP requests (static files, upgrades),
+ * then WebSocket frames echoed straight out of the receive buffer.
+ *
+ * The echo data path: bytes are read into c->in; ws_session_feed parses and
+ * unmasks each frame in place; a reply is a header in w->slab plus an iovec
+ * pointing at the payload inside c->in; after the batch one writev sends
+ * every reply; whatever the socket did not take is copied once into c->out;
+ * only then are the input bytes consumed. Both buffers go back to the
+ * worker's pool as soon as they are empty. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "net/log.h"
+#include "net/static_files.h"
+#include "net/wrk.h"
+
+enum { CF_EOF = 64 }; /* peer shut down its side: close once output drains */
+
+static const struct http_limits http_lim = {HTTP_MAX_LINE, HTTP_MAX_HEAD};
+static const char echo_prefix[] = "echo:";
+
+static void conn_process(struct wrk *w, struct conn *c);
+
+/* ---- output ------------------------------------------------------------------ */
+
+/* Append n bytes to c->out, taking or growing the buffer as needed. */
+static bool out_append(struct wrk *w, struct conn *c, const void *p, size_t n)
+{
+    if (n == 0)
+        return true;
+    if (!c->out) {
+        c->out = wrk_buf_get(w, n);
+        if (!c->out)
+            return false;
+    }
+    if (rb_append(&c->out->rb, p, n))
+        return true;
+    struct buf *nb = wrk_buf_get(w, rb_len(&c->out->rb) + n);
+    if (!nb)
+        return false;
+    rb_append(&nb->rb, rb_data(&c->out->rb), rb_len(&c->out->rb));
+    wrk_buf_put(w, c->out);
+    c->out = nb;
+    return rb_append(&c->out->rb, p, n);
+}
+
+static void out_release_if_empty(struct wrk *w, struct conn *c)
+{
+    if (c->out && rb_len(&c->out->rb) == 0) {
+        wrk_buf_put(w, c->out);
+        c->out = NULL;
+    }
+}
+
+static void in_release_if_empty(struct wrk *w, struct conn *c)
+{
+    if (c->in && rb_len(&c->in->rb) == 0) {
+        wrk_buf_put(w, c->in);
+        c->in = NULL;
+    }
+}
+
+/* After output shrank: leave DRAIN when done, resume a paused reader. */
+static void out_drained_some(struct wrk *w, struct conn *c)
+{
+    size_t pending = c->out ? rb_len(&c->out->rb) : 0;
+    if (pending == 0 && c->state == CS_DRAIN && !(c->flags & CF_SHUT_WR)) {
+        if (c->flags & CF_EOF) {
+            conn_close(w, c);
+            return;
+        }
+        /* Lingering close: no RST while the peer may still be reading. */
+        shutdown(c->fd, SHUT_WR);
+        c->flags |= CF_SHUT_WR;
+    }
+    if ((c->flags & CF_PAUSED) && pending <= w->cfg->max_backlog / 2) {
+        c->flags &= (uint8_t)~CF_PAUSED;
+        wrk_ready_add(w, c);
+    }
+}
+
+/* Write as much of c->out as the socket takes. Returns false if c closed. */
+static bool out_flush(struct wrk *w, struct conn *c)
+{
+    while (c->out && rb_len(&c->out->rb) > 0) {
+        ssize_t n = write(c->fd, rb_data(&c->out->rb), rb_len(&c->out->rb));
+        if (n > 0) {
+            rb_consume(&c->out->rb, (size_t)n);
+            w->st.bytes_out += (uint64_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        conn_close(w, c);
+        return false;
+    }
+    out_release_if_empty(w, c);
+    out_drained_some(w, c);
+    return c->state != CS_CLOSED;
+}
+
+/* Send the batch gathered in w->iov with one writev; copy what the socket
+ * did not take into c->out. Returns false if c closed. */
+static bool conn_flush(struct wrk *w, struct conn *c)
+{
+    if (w->n_iov == 0)
+        return c->state != CS_CLOSED;
+    size_t n_iov = w->n_iov;
+    w->n_iov = 0;
+    w->slab_used = 0;
+    ssize_t n;
+    do
+        n = writev(c->fd, w->iov, (int)n_iov);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN) {
+            conn_close(w, c);
+            return false;
+        }
+        n = 0;
+    }
+    w->st.bytes_out += (uint64_t)n;
+    size_t done = (size_t)n;
+    for (size_t i = 0; i < n_iov; i++) {
+        size_t len = w->iov[i].iov_len;
+        if (done >= len) {
+            done -= len;
+            continue;
+        }
+        if (!out_append(w, c, (uint8_t *)w->iov[i].iov_base + done, len - done)) {
+            conn_close(w, c);
+            return false;
+        }
+        done = 0;
+    }
+    if (c->out && rb_len(&c->out->rb) > w->cfg->max_backlog && !(c->flags & CF_PAUSED)) {
+        c->flags |= CF_PAUSED;
+        w->st.pauses++;
+    }
+    return true;
+}
+
+/* Queue a frame whose payload is a followed by b (either may be empty).
+ * Payload bytes are referenced, not copied, unless output is already
+ * pending (then order demands they go behind it). Returns false if c closed. */
+static bool ws_queue(struct wrk *w, struct conn *c, uint8_t op,
+                     const void *a, size_t alen, const void *b, size_t blen)
+{
+    uint8_t hdr[WS_MAX_HDR];
+    size_t hlen = ws_frame_header_encode(hdr, op, true, (uint64_t)(alen + blen), NULL);
+    w->st.msgs_out++;
+    if (c->out) {
+        return (out_append(w, c, hdr, hlen) && out_append(w, c, a, alen) &&
+                out_append(w, c, b, blen)) || (conn_close(w, c), false);
+    }
+    if (w->n_iov + 3 > WRK_IOV || w->slab_used + WS_MAX_HDR > WRK_SLAB) {
+        if (!conn_flush(w, c))
+            return false;
+        if (c->out)
+            return ws_queue(w, c, op, a, alen, b, blen);
+    }
+    uint8_t *h = w->slab + w->slab_used;
+    memcpy(h, hdr, hlen);
+    w->slab_used += hlen;
+    w->iov[w->n_iov++] = (struct iovec){h, hlen};
+    if (alen)
+        w->iov[w->n_iov++] = (struct iovec){(void *)a, alen};
+    if (blen)
+        w->iov[w->n_iov++] = (struct iovec){(void *)b, blen};
+    return true;
+}
+
+/* Queue a close frame and note it in the session. Returns false if c closed. */
+static bool ws_queue_close(struct wrk *w, struct conn *c, uint16_t code, const char *reason)
+{
+    uint8_t frame[WS_MAX_HDR + WS_MAX_CTRL_PAYLOAD];
+    size_t rlen = reason ? strlen(reason) : 0;
+    size_t n = ws_session_close(&c->u.ws, code, reason, rlen, NULL, frame);
+    w->st.msgs_out++;
+    if (c->out)
+        return out_append(w, c, frame, n) || (conn_close(w, c), false);
+    if (w->n_iov + 1 > WRK_IOV || w->slab_used + n > WRK_SLAB) {
+        if (!conn_flush(w, c))
+            return false;
+        if (c->out)
+            return out_append(w, c, frame, n) || (conn_close(w, c), false);
+    }
+    uint8_t *h = w->slab + w->slab_used;
+    memcpy(h, frame, n);
+    w->slab_used += n;
+    w->iov[w->n_iov++] = (struct iovec){h, n};
+    return true;
+}
+
+/* ---- WebSocket ------------------------------------------------------------- */
+
+static void ws_arm_timer(struct wrk *w, struct conn *c)
+{
+    uint32_t next = WHEEL_SLOTS - 1; /* every conn stays on the wheel */
+    uint32_t quiet = w->now - c->last_rx;
+    if (w->idle_ticks) {
+        uint32_t left = w->idle_ticks > quiet ? w->idle_ticks - quiet : 1;
+        if (left < next)
+            next = left;
+    }
+    if (w->ping_ticks && !(c->flags & CF_PING_OUT)) {
+        uint32_t left = w->ping_ticks > quiet ? w->ping_ticks - quiet : 1;
+        if (left < next)
+            next = left;
+    }
+    wrk_timer_set(w, c, next);
+}
+
+/* Start the closing handshake from our side (shutdown, idle). */
+static void ws_start_close(struct wrk *w, struct conn *c, uint16_t code, const char *reason)
+{
+    if (!ws_queue_close(w, c, code, reason) || !conn_flush(w, c))
+        return;
+    c->state = CS_CLOSING;
+    wrk_timer_set(w, c, w->close_ticks);
+}
+
+static bool ws_reply(struct wrk *w, struct conn *c, uint8_t op, const uint8_t *p, size_t len)
+{
+    if (c->ep == EP_PREFIX)
+        return ws_queue(w, c, op, echo_prefix, sizeof echo_prefix - 1, p, len);
+    return ws_queue(w, c, op, p, len, NULL, 0);
+}
+
+/* A fragment (or streamed piece) of a message that is not one whole frame:
+ * assemble it, and echo the whole message when it ends. */
+static bool ws_on_piece(struct wrk *w, struct conn *c, const struct ws_event *ev)
+{
+    if (ev->msg_first && c->frag)
+        c->frag->len = 0;
+    size_t have = c->frag ? c->frag->len : 0;
+    if (!c->frag || c->frag->cap - have < ev->len) {
+        size_t cap = c->frag ? c->frag->cap : 0;
+        size_t want = have + ev->len;
+        cap = cap ? cap : 4096;
+        while (cap < want)
+            cap *= 2;
+        struct frag *nf = realloc(c->frag, sizeof *nf + cap);
+        if (!nf) {
+            conn_close(w, c);
+            return false;
+        }
+        nf->len = have;
+        nf->cap = cap;
+        c->frag = nf;
+    }
+    memcpy(c->frag->data + have, ev->p, ev->len);
+    c->frag->len = have + ev->len;
+    if (!ev->msg_last)
+        return true;
+    w->st.msgs_in++;
+    /* Send now: the next message may reallocate the assembly buffer. */
+    if (!ws_reply(w, c, ev->opcode, c->frag->data, c->frag->len) || !conn_flush(w, c))
+        return false;
+    free(c->frag);
+    c->frag = NULL;
+    return true;
+}
+
+static void ws_process(struct wrk *w, struct conn *c)
+{
+    struct rb *in = &c->in->rb;
+    uint8_t *base = rb_data(in), *p = base, *end = base + rb_len(in);
+    while (p < end && !(c->flags & CF_PAUSED)) {
+        struct ws_event ev;
+        ptrdiff_t n = ws_session_feed(&c->u.ws, p, end, &ev);
+        if (n < 0) {
+            w->st.ws_errors[c->u.ws.err]++;
+            log_debug("fd %d: %s, closing with %u", c->fd, ws_err_name(c->u.ws.err),
+                      ws_close_code_for(n));
+            p = end; /* nothing after a failure is looked at */
+            if (c->state == CS_WS && !ws_queue_close(w, c, ws_close_code_for(n), ws_err_name(c->u.ws.err)))
+                return;
+            c->state = CS_DRAIN;
+            wrk_timer_set(w, c, w->close_ticks);
+            break;
+        }
+        if (n == 0)
+            break;
+        p += n;
+        switch (ev.type) {
+        case WS_EV_DATA:
+            if (ev.msg_first && ev.msg_last && ev.frame_last) {
+                w->st.msgs_in++;
+                if (!ws_reply(w, c, ev.opcode, ev.p, ev.len))
+                    return;
+            } else if (!ws_on_piece(w, c, &ev)) {
+                return;
+            }
+            break;
+        case WS_EV_PING:
+            if (!c->u.ws.close_sent && !ws_queue(w, c, WS_OP_PONG, ev.p, ev.len, NULL, 0))
+                return;
+            break;
+        case WS_EV_PONG:
+            break;
+        case WS_EV_CLOSE:
+            /* RFC 6455 §5.5.1: answer with a close (echoing the code), then
+             * the server closes the TCP connection. */
+            if (c->state == CS_WS &&
+                !ws_queue_close(w, c, ev.code == 1005 ? 0 : ev.code, NULL))
+                return;
+            c->state = CS_DRAIN;
+            wrk_timer_set(w, c, w->close_ticks);
+            p = end;
+            break;
+        case WS_EV_NONE:
+            break;
+        }
+        if (c->state == CS_CLOSED)
+            return;
+    }
+    if (!conn_flush(w, c))
+        return;
+    rb_consume(in, (size_t)(p - base));
+    if (rb_len(in) == 0) {
+        in_release_if_empty(w, c);
+    } else if (c->u.ws.need > in->cap) {
+        /* A frame bigger than the buffer: give it room to arrive whole so it
+         * is echoed without a copy. ws_session_feed already checked it
+         * against --max-frame. */
+        struct buf *nb = wrk_buf_get(w, c->u.ws.need);
+        if (!nb) {
+            conn_close(w, c);
+            return;
+        }
+        rb_append(&nb->rb, rb_data(in), rb_len(in));
+        wrk_buf_put(w, c->in);
+        c->in = nb;
+    }
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+    }
+}
+
+/* Queue a response with a short body. close: Connection: close, then DRAIN. */
+static void http_respond(struct wrk *w, struct conn *c, int status, const char *ctype,
+                         const char *extra, const char *body, bool head_only, bool close_after)
+{
+    char hdr[512];
+    size_t blen = body ? strlen(body) : 0;
+    int n = snprintf(hdr, sizeof hdr,
+                     "HTTP/1.1 %d %s\r\nServer: wsrelay\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n%s%s\r\n",
+                     status, reason_phrase(status), ctype ? ctype : "text/plain; charset=utf-8",
+                     blen, extra ? extra : "", close_after ? "Connection: close\r\n" : "");
+    if (!out_append(w, c, hdr, (size_t)n) || (!head_only && !out_append(w, c, body, blen))) {
+        conn_close(w, c);
+        return;
+    }
+    if (close_after) {
+        c->state = CS_DRAIN;
+        wrk_timer_set(w, c, w->close_ticks);
+    }
+}
+
+static void http_error(struct wrk *w, struct conn *c, int status)
+{
+    char body[64];
+    snprintf(body, sizeof body, "%d %s\n", status, reason_phrase(status));
+    http_respond(w, c, status, NULL, NULL, body, false, true);
+}
+
+static bool is_method(const struct http_req *r, const char *m)
+{
+    size_t n = strlen(m);
+    return r->method_len == n && memcmp(r->method, m, n) == 0;
+}
+
+static bool path_is(const uint8_t *p, size_t len, const char *s)
+{
+    size_t n = strlen(s);
+    return len == n && memcmp(p, s, n) == 0;
+}
+
+static void http_upgrade(struct wrk *w, struct conn *c, const struct http_req *req,
+                         size_t path_len)
+{
+    enum conn_ep ep = EP_NONE;
+    if (path_is(req->target, path_len, "/websocket"))
+        ep = EP_PREFIX;
+    else if (path_is(req->target, path_len, "/echo"))
+        ep = EP_ECHO;
+    if (ep == EP_NONE) {
+        http_error(w, c, 404);
+        return;
+    }
+    struct hs_result res;
+    int status = hs_check(&w->hsc, req, &res);
+    char resp[512];
+    if (status != 0) {
+        ptrdiff_t n = hs_response_error(status, resp, sizeof resp);
+        if (n < 0 || !out_append(w, c, resp, (size_t)n)) {
+            conn_close(w, c);
+            return;
+        }
+        c->state = CS_DRAIN;
+        wrk_timer_set(w, c, w->close_ticks);
+        return;
+    }
+    ptrdiff_t n = hs_response_101(&res, resp, sizeof resp);
+    if (n < 0 || !out_append(w, c, resp, (size_t)n)) {
+        conn_close(w, c);
+        return;
+    }
+    w->st.upgrades++;
+    c->state = CS_WS;
+    c->ep = (uint8_t)ep;
+    memset(&c->u.ws, 0, sizeof c->u.ws);
+    c->u.ws.max_frame = w->cfg->max_frame;
+    c->u.ws.max_message = w->cfg->max_message;
+    c->last_rx = w->now;
+    ws_arm_timer(w, c);
+}
+
+static void http_static(struct wrk *w, struct conn *c, const struct http_req *req,
+                        size_t path_len, bool close_after)
+{
+    bool head = is_method(req, "HEAD");
+    if (!head && !is_method(req, "GET")) {
+        http_respond(w, c, 405, NULL, "Allow: GET, HEAD\r\n", "405 Method Not Allowed\n",
+                     false, true);
+        return;
+    }
+    if (req->content_length > 0 || req->chunked) {
+        http_error(w, c, 400); /* we serve no request bodies; do not guess framing */
+        return;
+    }
+    if (path_is(req->target, path_len, "/healthz")) {
+        http_respond(w, c, 200, NULL, "Cache-Control: no-store\r\n", "ok\n", head, close_after);
+        return;
+    }
+    struct sfile f;
+    int rc = sfiles_lookup(w->sf, req->target, req->target_len, &f);
+    if (rc < 0) {
+        char body[64];
+        snprintf(body, sizeof body, "%d %s\n", -rc, reason_phrase(-rc));
+        http_respond(w, c, -rc, NULL, NULL, body, head, close_after || -rc == 400);
+        return;
+    }
+    char hdr[512];
+    int n = snprintf(hdr, sizeof hdr,
+                     "HTTP/1.1 200 OK\r\nServer: wsrelay\r\nContent-Type: %s\r\n"
+                     "Content-Length: %llu\r\nCache-Control: no-cache\r\n%s\r\n",
+                     f.ctype, (unsigned long long)f.size,
+                     close_after ? "Connection: close\r\n" : "");
+    bool ok = out_append(w, c, hdr, (size_t)n);
+    if (ok && !head && f.size > 0) {
+        /* Make room for the whole file after what is queued, then read it
+         * straight into the output buffer. */
+        size_t need = rb_len(&c->out->rb) + f.size;
+        if (c->out->rb.cap < need) {
+            struct buf *nb = wrk_buf_get(w, need);
+            ok = nb != NULL;
+            if (ok) {
+                rb_append(&nb->rb, rb_data(&c->out->rb), rb_len(&c->out->rb));
+                wrk_buf_put(w, c->out);
+                c->out = nb;
+            }
+        }
+        size_t avail;
+        uint8_t *dst = ok ? rb_reserve(&c->out->rb, f.size, &avail) : NULL;
+        size_t got = 0;
+        while (dst && got < f.size) {
+            ssize_t r = pread(f.fd, dst + got, f.size - got, (off_t)got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        ok = dst && got == f.size;
+        if (ok)
+            rb_commit(&c->out->rb, got);
+    }
+    close(f.fd);
+    if (!ok) {
+        conn_close(w, c); /* headers may be queued already: the response cannot be mended */
+        return;
+    }
+    if (close_after) {
+        c->state = CS_DRAIN;
+        wrk_timer_set(w, c, w->close_ticks);
+    }
+}
+
+static void http_handle(struct wrk *w, struct conn *c, const struct http_req *req)
+{
+    w->st.http_requests++;
+    size_t path_len = 0;
+    while (path_len < req->target_len && req->target[path_len] != '?')
+        path_len++;
+    const struct http_header *conn_h = http_find(req, "Connection");
+    bool close_after;
+    if (req->version_minor == 0)
+        close_after = !(conn_h && http_has_token(conn_h->value, conn_h->value_len, "keep-alive"));
+    else
+        close_after = conn_h && http_has_token(conn_h->value, conn_h->value_len, "close");
+    if (http_find(req, "Upgrade"))
+        http_upgrade(w, c, req, path_len);
+    else
+        http_static(w, c, req, path_len, close_after);
+}
+
+static void http_process(struct wrk *w, struct conn *c)
+{
+    while (c->state == CS_HTTP && c->in && rb_len(&c->in->rb) > 0) {
+        struct http_req req;
+        uint8_t *p = rb_data(&c->in->rb);
+        ptrdiff_t n = http_parse_request(&c->u.hp, &http_lim, p, p + rb_len(&c->in->rb), &req);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            rb_consume(&c->in->rb, rb_len(&c->in->rb));
+            http_error(w, c, http_error_status(n));
+            break;
+        }
+        memset(&c->u.hp, 0, sizeof c->u.hp);
+        http_handle(w, c, &req);
+        if (c->state == CS_CLOSED)
+            return;
+        rb_consume(&c->in->rb, (size_t)n);
+        if (c->state == CS_HTTP)
+            wrk_timer_set(w, c, w->hs_ticks); /* the next request's deadline */
+    }
+    if (c->state == CS_DRAIN && c->in)
+        rb_consume(&c->in->rb, rb_len(&c->in->rb));
+    if (!out_flush(w, c))
+        return;
+    /* Frames may follow the upgrade request in the same read. */
+    if (c->state == CS_WS && c->in && rb_len(&c->in->rb) > 0)
+        ws_process(w, c);
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+static void conn_process(struct wrk *w, struct conn *c)
+{
+    switch (c->state) {
+    case CS_HTTP:
+        http_process(w, c);
+        break;
+    case CS_WS:
+    case CS_CLOSING:
+        ws_process(w, c);
+        break;
+    case CS_DRAIN:
+        rb_consume(&c->in->rb, rb_len(&c->in->rb));
+        break;
+    case CS_CLOSED:
+        return;
+    }
+    if (c->state != CS_CLOSED)
+        in_release_if_empty(w, c);
+}
+
+/* Read until EAGAIN, a short read, or the budget; process after each read. */
+static void conn_on_readable(struct wrk *w, struct conn *c)
+{
+    for (int i = 0; i < WRK_READ_BUDGET; i++) {
+        if (c->state == CS_CLOSED || (c->flags & CF_PAUSED))
+            return;
+        if (!c->in && !(c->in = wrk_buf_get(w, BUF_STD))) {
+            conn_close(w, c);
+            return;
+        }
+        size_t avail;
+        uint8_t *dst = rb_reserve(&c->in->rb, 1, &avail);
+        if (!dst) { /* cannot happen: frames and heads are bounded below cap */
+            conn_close(w, c);
+            return;
+        }
+        ssize_t n = read(c->fd, dst, avail);
+        if (n > 0) {
+            rb_commit(&c->in->rb, (size_t)n);
+            w->st.bytes_in += (uint64_t)n;
+            c->last_rx = w->now;
+            c->flags &= (uint8_t)~CF_PING_OUT;
+            conn_process(w, c);
+            /* Edge-triggered: a short read drained the socket, and bytes
+             * arriving later raise a new edge. */
+            if ((size_t)n < avail)
+                return;
+            continue;
+        }
+        if (n == 0) {
+            in_release_if_empty(w, c);
+            if (c->out && rb_len(&c->out->rb) > 0 && c->state != CS_CLOSED) {
+                c->flags |= CF_EOF;
+                c->state = CS_DRAIN;
+                return;
+            }
+            conn_close(w, c);
+            return;
+        }
+        if (errno == EINTR) {
+            i--;
+            continue;
+        }
+        if (errno == EAGAIN) {
+            in_release_if_empty(w, c);
+            return;
+        }
+        conn_close(w, c);
+        return;
+    }
+    wrk_ready_add(w, c); /* budget spent: the kernel will not tell us again */
+}
+
+void conn_accepted(struct wrk *w, struct conn *c)
+{
+    c->state = CS_HTTP;
+    wrk_timer_set(w, c, w->hs_ticks);
+}
+
+void conn_dispatch(struct wrk *w, struct conn *c, uint32_t events)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    if (events & EPOLLERR) {
+        conn_close(w, c);
+        return;
+    }
+    if ((events & EPOLLOUT) && c->out && !out_flush(w, c))
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
+        conn_on_readable(w, c);
+}
+
+void conn_resume(struct wrk *w, struct conn *c)
+{
+    if (c->in && rb_len(&c->in->rb) > 0 && !(c->flags & CF_PAUSED))
+        conn_process(w, c);
+    conn_on_readable(w, c);
+}
+
+void conn_timeout(struct wrk *w, struct conn *c)
+{
+    switch (c->state) {
+    case CS_HTTP:
+        if (c->in && rb_len(&c->in->rb) > 0) {
+            rb_consume(&c->in->rb, rb_len(&c->in->rb));
+            http_error(w, c, 408);
+            out_flush(w, c);
+        } else {
+            conn_close(w, c); /* idle keep-alive */
+        }
+        return;
+    case CS_WS: {
+        uint32_t quiet = w->now - c->last_rx;
+        if (w->idle_ticks && quiet >= w->idle_ticks) {
+            ws_start_close(w, c, 1001, "idle timeout");
+            return;
+        }
+        if (w->ping_ticks && quiet >= w->ping_ticks && !(c->flags & CF_PING_OUT)) {
+            c->flags |= CF_PING_OUT;
+            if (!ws_queue(w, c, WS_OP_PING, "wsrelay", 7, NULL, 0) || !conn_flush(w, c))
+                return;
+        }
+        ws_arm_timer(w, c);
+        return;
+    }
+    case CS_CLOSING:
+    case CS_DRAIN:
+        conn_close(w, c);
+        return;
+    case CS_CLOSED:
+        return;
+    }
+}
+
+void conn_shutdown(struct wrk *w, struct conn *c)
+{
+    switch (c->state) {
+    case CS_HTTP:
+        conn_close(w, c);
+        return;
+    case CS_WS:
+        ws_start_close(w, c, 1001, "server shutting down");
+        return;
+    default:
+        return; /* already closing on its own timer */
+    }
+}

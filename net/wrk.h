@@ -1,0 +1,138 @@
+#ifndef NET_WRK_H
+#define NET_WRK_H
+/* Layouts shared by net/worker.c (loop, accept, timers, buffers) and
+ * net/conn.c (HTTP, WebSocket, replies). Nothing outside net/ includes this. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+
+#include "core/hs.h"
+#include "core/http.h"
+#include "core/rb.h"
+#include "core/ws_session.h"
+#include "net/config.h"
+
+#define WRK_MAX_EVENTS 256
+#define WRK_IOV 512            /* iovecs per writev; flushed early when full */
+#define WRK_SLAB (16 * 1024)   /* reply headers and control payloads per batch */
+#define WRK_READ_BUDGET 16     /* reads per conn per wake-up before it yields */
+#define WRK_POOL_KEEP 64       /* idle standard buffers a worker keeps */
+#define BUF_STD (128 * 1024)   /* holds two 64 KiB frames */
+#define TICK_MS 50
+#define WHEEL_SLOTS 1024       /* 51.2 s per turn; later deadlines go round again */
+#define HTTP_MAX_LINE (8 * 1024)
+#define HTTP_MAX_HEAD (16 * 1024)
+
+/* A byte buffer with its bookkeeping in front; data follows. */
+struct buf {
+    struct rb rb;
+    struct buf *next; /* pool free list */
+};
+
+enum conn_state {
+    CS_HTTP,    /* reading requests (keep-alive, pipelining) */
+    CS_WS,      /* WebSocket open */
+    CS_CLOSING, /* we sent close; waiting for the peer's close or EOF */
+    CS_DRAIN,   /* last bytes queued: send them, shut down writes, read until EOF */
+    CS_CLOSED,  /* fd closed; freed after the event batch */
+};
+
+enum conn_ep { EP_NONE, EP_PREFIX, EP_ECHO };
+
+enum {
+    CF_PAUSED = 1,    /* output over the backlog limit: not reading */
+    CF_READY = 2,     /* on w->ready */
+    CF_PING_OUT = 4,  /* a keep-alive ping is unanswered */
+    CF_SHUT_WR = 8,   /* write side shut down */
+    CF_HTTP_CLOSE = 16, /* close after the current response */
+    CF_COUNTED = 32,  /* counted in the process-wide connection count */
+};
+
+/* A fragmented message being assembled (rare: most messages are one frame). */
+struct frag {
+    size_t len, cap;
+    uint8_t data[];
+};
+
+struct conn {
+    union {
+        struct http_parser hp; /* CS_HTTP */
+        struct ws_session ws;  /* CS_WS and later */
+    } u;
+    struct buf *in;          /* received bytes; NULL while none are buffered */
+    struct buf *out;         /* unsent bytes; NULL while none are pending */
+    struct frag *frag;       /* message being assembled, or NULL */
+    struct conn *t_next, *t_prev; /* timer wheel slot list */
+    struct conn *link;       /* ready or closing list */
+    uint32_t t_when;         /* tick the timer fires */
+    uint32_t last_rx;        /* tick bytes last arrived (WebSocket idleness) */
+    int fd;
+    uint8_t state;           /* enum conn_state */
+    uint8_t ep;              /* enum conn_ep */
+    uint8_t flags;           /* CF_* */
+};
+
+struct wrk_stats {
+    uint64_t accepted, refused, closed;
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    uint64_t http_requests, upgrades;
+    uint64_t pauses;
+    uint64_t ws_errors[WS_ERR__COUNT];
+} __attribute__((aligned(64)));
+
+struct wrk {
+    int id;
+    int epfd, lfd, efd;
+    int spare_fd;            /* released to accept-and-shed when out of fds */
+    uint16_t port;
+    pthread_t th;
+    const struct wsr_config *cfg;
+    const struct sfiles *sf;
+    struct hs_config hsc;
+
+    struct buf *pool;        /* free standard buffers */
+    uint32_t pool_n;
+    uint32_t n_conns;
+
+    struct conn *ready;      /* conns that used up their read budget */
+    struct conn *closing;    /* closed conns, freed after the batch */
+
+    uint64_t t0_ms;          /* monotonic ms at start */
+    uint32_t now;            /* current tick */
+    uint32_t wheel_at;       /* next tick the wheel has to visit */
+    uint32_t n_timers;
+    uint32_t hs_ticks, idle_ticks, ping_ticks, close_ticks;
+    struct conn *wheel[WHEEL_SLOTS];
+
+    atomic_bool stop_req;
+    bool stopping;
+    uint32_t stop_until;     /* tick after which stragglers are cut */
+
+    /* Reply scratch for the conn being served: filled, then one writev. */
+    size_t n_iov, slab_used;
+    struct iovec iov[WRK_IOV];
+    uint8_t slab[WRK_SLAB];
+
+    struct epoll_event evs[WRK_MAX_EVENTS];
+    struct wrk_stats st;
+};
+
+/* worker.c services used by conn.c */
+struct buf *wrk_buf_get(struct wrk *w, size_t min_cap);
+void wrk_buf_put(struct wrk *w, struct buf *b);
+void wrk_timer_set(struct wrk *w, struct conn *c, uint32_t ticks_from_now);
+void wrk_timer_del(struct wrk *w, struct conn *c);
+void wrk_ready_add(struct wrk *w, struct conn *c);
+void conn_close(struct wrk *w, struct conn *c);
+
+/* conn.c entry points used by worker.c */
+void conn_accepted(struct wrk *w, struct conn *c);
+void conn_dispatch(struct wrk *w, struct conn *c, uint32_t events);
+void conn_resume(struct wrk *w, struct conn *c);   /* from the ready list */
+void conn_timeout(struct wrk *w, struct conn *c);
+void conn_shutdown(struct wrk *w, struct conn *c); /* server is stopping */
+
+#endif
