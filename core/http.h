@@ -45,6 +45,8 @@ struct http_limits {
  * before the next pipelined request. */
 struct http_parser {
     size_t scanned; /* bytes already searched for the end of the head */
+    size_t lines;   /* complete lines in [p, p + scanned), leading empty ones
+                     * included: the header count for the 431 limit */
 };
 
 /* Parse one request head from [p, end) (the same start p on every call for
