@@ -28,4 +28,11 @@ bool utf8_done(const struct utf8_state *s);
  * for differential tests and benchmarks. */
 size_t utf8__feed_scalar(struct utf8_state *s, const uint8_t *p, size_t len);
 
+/* The two variants utf8_feed() chooses from, with its contract, for tests
+ * and benchmarks: sse2 (x86-64 baseline; portable elsewhere) and avx2.
+ * Calling utf8__feed_avx2 is valid only when utf8__has_avx2() is true. */
+size_t utf8__feed_sse2(struct utf8_state *s, const uint8_t *p, size_t len);
+size_t utf8__feed_avx2(struct utf8_state *s, const uint8_t *p, size_t len);
+bool utf8__has_avx2(void);
+
 #endif

@@ -620,6 +620,7 @@ static void conn_on_readable(struct wrk *w, struct conn *c)
             if (c->out && rb_len(&c->out->rb) > 0 && c->state != CS_CLOSED) {
                 c->flags |= CF_EOF;
                 c->state = CS_DRAIN;
+                wrk_timer_set(w, c, w->close_ticks);
                 return;
             }
             conn_close(w, c);

@@ -151,8 +151,12 @@ static void wrk_run_ready(struct wrk *w)
         struct conn *next = c->link;
         c->flags &= (uint8_t)~CF_READY;
         c->link = NULL;
-        if (c->state != CS_CLOSED)
+        if (c->state == CS_CLOSED) { /* closed while listed: conn_close left it to us */
+            c->link = w->closing;
+            w->closing = c;
+        } else {
             conn_resume(w, c);
+        }
         c = next;
     }
 }
@@ -321,6 +325,7 @@ static void *wrk_main(void *arg)
             wrk_begin_stop(w);
         if (w->stopping && (w->n_conns == 0 || (int32_t)(w->now - w->stop_until) >= 0)) {
             wrk_force_close_all(w);
+            wrk_run_ready(w);
             wrk_reap_closed(w);
             break;
         }

@@ -9,8 +9,7 @@ import wsr  # noqa: E402
 
 
 def run(*args):
-    if not os.access(wsr.BIN, os.X_OK):
-        raise unittest.SkipTest("server binary not built: %s" % wsr.BIN)
+    wsr.require_binary()
     # --port 0 and 127.0.0.1 so that a flag wrongly accepted cannot bind a public port; the timeout kills a server
     # that started instead of refusing.
     p = subprocess.run([wsr.BIN, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=10 * wsr.SLOW)

@@ -51,6 +51,15 @@ def mask_bytes(data, key):
     return x.to_bytes(n, "big")
 
 
+def require_binary(path=None):
+    """Skip when no WSRELAY was given and the default build is absent; fail when the given WSRELAY is missing."""
+    path = path or BIN
+    if not os.access(path, os.X_OK):
+        if os.environ.get("WSRELAY"):
+            raise AssertionError("WSRELAY=%s is not an executable" % path)
+        raise unittest.SkipTest("server binary not built: %s" % path)
+
+
 def ipv6_available():
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
@@ -81,8 +90,7 @@ class Server:
         self._err = None
 
     def start(self):
-        if not os.access(self.binary, os.X_OK):
-            raise unittest.SkipTest("server binary not built: %s" % self.binary)
+        require_binary(self.binary)
         self._out = tempfile.TemporaryFile()
         self._err = tempfile.TemporaryFile()
         argv = [self.binary, "--host", self.host, "--port", "0"] + self.flags
