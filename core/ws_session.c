@@ -269,10 +269,8 @@ ptrdiff_t ws_session_feed(struct ws_session *s, uint8_t *p, uint8_t *end,
 
     if (s->close_sent || (s->stream_above && f.len > s->stream_above)) {
         /* Streamed (or dropped): the header is consumed now. */
-        if (f.opcode != WS_OP_CONT) {
-            s->msg_op = f.opcode;
-            s->utf8.st = 0;
-        }
+        if (f.opcode != WS_OP_CONT)
+            s->msg_op = f.opcode; /* utf8 was reset by end_message */
         s->msg_len += f.len;
         s->fr = f;
         s->fr_done = 0;
@@ -291,10 +289,8 @@ ptrdiff_t ws_session_feed(struct ws_session *s, uint8_t *p, uint8_t *end,
     if (f.masked)
         ws_unmask(pl, len, f.mask, 0);
     bool first = f.opcode != WS_OP_CONT;
-    if (first) {
-        s->msg_op = f.opcode;
-        s->utf8.st = 0;
-    }
+    if (first)
+        s->msg_op = f.opcode; /* utf8 was reset by end_message */
     if (s->msg_op == WS_OP_TEXT && !text_ok(s, pl, len, f.fin))
         return fail(s, WS_ERR_UTF8);
     ev->type = WS_EV_DATA;
