@@ -127,9 +127,10 @@ static int64_t parse_content_length(const uint8_t *p, size_t len)
             return -1;
         int64_t v = 0;
         for (; p < end && *p >= '0' && *p <= '9'; p++) {
-            if (v > (INT64_MAX - 9) / 10)
+            int d = *p - '0';
+            if (v > (INT64_MAX - d) / 10)
                 return -1;
-            v = v * 10 + (*p - '0');
+            v = v * 10 + d;
         }
         while (p < end && is_ows(*p))
             p++;
