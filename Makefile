@@ -129,7 +129,7 @@ test-integration: $(PROGRAMS)
 	$(Q)WSRELAY=$(B)/wsrelay WSLOAD=$(B)/wsload SAN='$(SAN)' scripts/run-tests.sh integration --py tests/integration/test_*.py
 test-e2e: $(B)/wsrelay
 	$(Q)WSRELAY=$(B)/wsrelay B=$(B) scripts/run-e2e.sh
-test-bench-smoke: all
+test-bench-smoke: all $(PEERS)
 	$(Q)B=$(B) scripts/bench-smoke.sh
 
 TEST_GROUPS := test-unit test-fuzz-replay test-integration

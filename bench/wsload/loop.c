@@ -124,6 +124,7 @@ struct worker {
     uint64_t timer_armed;     /* absolute ns the timerfd is set to, 0 = none */
     uint64_t next_check;      /* connect phase: next timeout scan */
     bool started;             /* closed loop: first messages handed out */
+    bool self_echo;           /* relay: ?echo=1, publishers get their own messages too */
 };
 
 static char timer_tag; /* epoll data.ptr of the timerfd */
@@ -415,7 +416,7 @@ static uint64_t intended(const struct worker *w, uint64_t s, uint64_t seq)
 static int msg_begin(struct worker *w, struct conn *c, uint8_t op)
 {
     const struct wl_opts *o = w->o;
-    if (c->role != R_ECHO && c->role != R_SUB) {
+    if (c->role == R_IDLE) {
         conn_fail(w, c, false, "unexpected data message from the server");
         return -1;
     }
@@ -440,6 +441,13 @@ static int msg_begin(struct worker *w, struct conn *c, uint8_t op)
     return 0;
 }
 
+/* Relay: every member receives every other member's messages; its own
+ * only when the channel was joined with ?echo=1. */
+static bool relay_expects(const struct worker *w, const struct conn *c, unsigned pub)
+{
+    return c->role != R_PUB || pub != c->sched || w->self_echo;
+}
+
 /* Relay: the first WL_RELAY_HDR bytes name publisher and sequence. */
 static int relay_identify(struct worker *w, struct conn *c)
 {
@@ -450,7 +458,7 @@ static int relay_identify(struct worker *w, struct conn *c)
     unsigned long long seq;
     char sp;
     if (s[0] != 'R' || sscanf(s + 1, "%8x%16llx%c", &pub, &seq, &sp) != 3 || sp != ' ' ||
-        pub >= w->o->publishers) {
+        pub >= w->o->publishers || !relay_expects(w, c, pub)) {
         conn_fail(w, c, true, "relay message without a valid header");
         return -1;
     }
@@ -514,7 +522,7 @@ static int msg_bytes(struct worker *w, struct conn *c, const uint8_t *p, size_t 
     }
     uint64_t poff = c->msg_off - plen;
     size_t skip = 0;
-    if (c->role == R_SUB && poff < WL_RELAY_HDR) /* header already checked */
+    if (c->next_seq && poff < WL_RELAY_HDR) /* header already checked */
         skip = (size_t)(WL_RELAY_HDR - poff) < n ? (size_t)(WL_RELAY_HDR - poff) : n;
     if (!pat_equal(w->run->pat, c->msg_pat, poff + skip, p + skip, n - skip)) {
         size_t bad = skip;
@@ -546,7 +554,7 @@ static int msg_end(struct worker *w, struct conn *c, uint64_t now)
         return -1;
     }
     uint64_t sent;
-    if (c->role == R_SUB)
+    if (c->next_seq)
         sent = intended(w, c->msg_src, c->msg_seq);
     else if (c->sent_ns)
         sent = c->sent_ns[c->msg_seq & w->ring_mask];
@@ -554,7 +562,7 @@ static int msg_end(struct worker *w, struct conn *c, uint64_t now)
         sent = intended(w, c->sched, c->msg_seq);
     uint64_t plen = (c->role == R_ECHO && !w->o->raw) ? w->o->prefix_len : 0;
     record(w, now > sent ? now - sent : 0, c->msg_len - plen, now);
-    if (c->role == R_SUB) {
+    if (c->next_seq) {
         c->next_seq[c->msg_src]++;
     } else {
         c->rx_seq++;
@@ -994,9 +1002,10 @@ static bool drained(struct worker *w)
             return false;
         if (c->role == R_ECHO && c->rx_seq != c->tx_seq)
             return false;
-        if (c->role == R_SUB)
+        if (c->next_seq)
             for (unsigned p = 0; p < w->o->publishers; p++)
-                if (c->next_seq[p] != atomic_load_explicit(&w->run->pub_final[p], memory_order_acquire))
+                if (relay_expects(w, c, p) &&
+                    c->next_seq[p] != atomic_load_explicit(&w->run->pub_final[p], memory_order_acquire))
                     return false;
     }
     return true;
@@ -1021,8 +1030,10 @@ static void report_missing(struct worker *w)
         uint64_t miss = 0;
         if (c->role == R_ECHO)
             miss = c->tx_seq - c->rx_seq;
-        if (c->role == R_SUB)
+        if (c->next_seq)
             for (unsigned p = 0; p < w->o->publishers; p++) {
+                if (!relay_expects(w, c, p))
+                    continue;
                 uint64_t fin = atomic_load_explicit(&w->run->pub_final[p], memory_order_acquire);
                 if (fin != UINT64_MAX && fin > c->next_seq[p])
                     miss += fin - c->next_seq[p];
@@ -1214,6 +1225,7 @@ static int worker_init(struct worker *w, struct wl_thread *t)
     w->rbuf = malloc(WL_RBUF + 64);
     if (!w->c || !w->dirty || !w->sched || !w->wbuf || !w->rbuf)
         return -1;
+    w->self_echo = strstr(o->path, "echo=1") != NULL;
     w->sched_total = o->mode == WL_MODE_RELAY ? o->publishers : o->conns;
     for (size_t j = 0; j < w->n; j++)
         w->c[j].fd = -1;
@@ -1231,7 +1243,7 @@ static int worker_init(struct worker *w, struct wl_thread *t)
             c->role = id < o->publishers ? R_PUB : R_SUB;
         if (c->role == R_ECHO && o->rate <= 0 && !(c->sent_ns = calloc(ring, sizeof *c->sent_ns)))
             return -1;
-        if (c->role == R_SUB && !(c->next_seq = calloc(o->publishers, sizeof *c->next_seq)))
+        if ((c->role == R_SUB || c->role == R_PUB) && !(c->next_seq = calloc(o->publishers, sizeof *c->next_seq)))
             return -1;
         if (o->rate > 0 && (c->role == R_ECHO || c->role == R_PUB))
             w->sched[w->n_sched++] = c;

@@ -457,6 +457,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsload: %llu/%u connections open in %.2f s\n", (unsigned long long)opened, o.conns,
                 connect_s);
 
+    if (opened == 0) /* nothing to measure: skip straight to the report */
+        o.warmup = o.duration = 0;
     long rss1 = -1;
     double cpu0 = -1, cpu1 = -1, self0 = 0, self1 = 0;
     uint64_t t0;

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# A short, bounded smoke run of the load generator, used by `make test`:
+#   1. wsrelay --port 0 --threads 1; wsload echo for ~2 s against /echo
+#      (binary) and /websocket (text, --expect-prefix echo:);
+#   2. the raw TCP peer bench/peers/tcp_echo; wsload --raw for ~2 s.
+# Each run must exit 0 and report a non-zero msgs_per_s with no errors or
+# mismatches in its --json line. Servers are started here and killed by PID.
+# Env: B = build dir holding wsrelay, wsload and bench/peers/ (default build/plain).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+B=${B:-build/plain}
+WSRELAY=$B/wsrelay
+WSLOAD=$B/wsload
+TCP_ECHO=$B/bench/peers/tcp_echo
+TALLY=${TEST_TALLY:-${BUILD:-build}/.test-tally}
+PY=/usr/bin/python3
+RUN_SECS=${BENCH_SMOKE_SECS:-2}
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+pass=0; fail=0
+ok() { pass=$((pass + 1)); echo "  ok    $*"; }
+bad() { fail=$((fail + 1)); echo "  FAIL  $*"; }
+
+# start NAME CMD...: run CMD in the background, wait up to 10 s for its
+# "listening on HOST:PORT" line; sets $port and $pid.
+start() {
+    local name=$1; shift
+    "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    pid=$!
+    pids+=("$pid")
+    port=
+    for _ in $(seq 100); do
+        port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$tmp/$name.out" | head -n1)
+        [[ -n $port ]] && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "        $name did not report a port; stderr:"; sed 's/^/        /' "$tmp/$name.err" | tail -n 5
+    return 1
+}
+
+stop() { # pid: kill it and forget it, so cleanup never signals a reused PID
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    local keep=() p
+    for p in "${pids[@]+"${pids[@]}"}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    pids=("${keep[@]}")
+}
+
+# load NAME WSLOAD-ARGS...: one bounded wsload run and its checks.
+load() {
+    local name=$1; shift
+    local cmd=("$WSLOAD" -q --json -d "$RUN_SECS" -w 0.5 "$@")
+    echo "  run   ${cmd[*]}"
+    timeout -k 5 30 "${cmd[@]}" >"$tmp/load.out" 2>"$tmp/load.err"
+    local rc=$?
+    local verdict
+    verdict=$(tail -n 1 "$tmp/load.out" | $PY -c '
+import json, sys
+try:
+    j = json.loads(sys.stdin.read())
+except ValueError:
+    print("no JSON line"); sys.exit(1)
+if j["errors"] or j["mismatches"] or not j["msgs_per_s"] > 0:
+    print("errors %d mismatches %d msgs/s %s" % (j["errors"], j["mismatches"], j["msgs_per_s"])); sys.exit(1)
+print("%.0f msg/s, %.2f MB/s, p50 %.1f us, p99 %.1f us" % (j["msgs_per_s"], j["mb_per_s"], j["lat_us"]["p50"], j["lat_us"]["p99"]))
+')
+    local vrc=$?
+    if [[ $rc -eq 0 && $vrc -eq 0 ]]; then
+        ok "$name: $verdict"
+    else
+        bad "$name: exit $rc; $verdict"
+        sed 's/^/        /' "$tmp/load.err" | tail -n 10
+    fi
+}
+
+for prog in "$WSLOAD" "$WSRELAY" "$TCP_ECHO"; do
+    if [[ ! -x $prog ]]; then
+        bad "missing $prog (build it: make all $TCP_ECHO)"
+    fi
+done
+
+if [[ -x $WSLOAD && -x $WSRELAY ]]; then
+    if start wsrelay "$WSRELAY" --host 127.0.0.1 --port 0 --threads 1; then
+        echo "  wsrelay pid $pid on port $port"
+        load "wsrelay /echo binary" -c 4 -p 8 -s 64 --server-pid "$pid" "ws://127.0.0.1:$port/echo"
+        load "wsrelay /websocket text" -c 4 -p 8 -s 16-512 --text --expect-prefix echo: --server-pid "$pid" \
+            "ws://127.0.0.1:$port/websocket"
+        stop "$pid"
+    else
+        bad "wsrelay did not start"
+    fi
+fi
+
+if [[ -x $WSLOAD && -x $TCP_ECHO ]]; then
+    if start tcp_echo "$TCP_ECHO" 0; then
+        echo "  tcp_echo pid $pid on port $port"
+        load "tcp_echo raw" --raw -c 4 -p 8 -s 64 --server-pid "$pid" "ws://127.0.0.1:$port/echo"
+        stop "$pid"
+    else
+        bad "tcp_echo did not start"
+    fi
+fi
+
+mkdir -p "$(dirname "$TALLY")"
+echo "bench-smoke $pass $fail" >>"$TALLY"
+echo "bench-smoke: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
