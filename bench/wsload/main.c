@@ -573,14 +573,10 @@ int main(int argc, char **argv)
                "\"errors\":%llu,\"mismatches\":%llu,\"connections\":%llu",
                mode_name(o.mode), (unsigned long long)msgs, mps, mbps, q[0], q[1], q[2], q[3], q[4],
                (unsigned long long)errors, (unsigned long long)mism, (unsigned long long)opened);
-        if (o.server_pid)
-            printf(",\"server_cpu_us_per_msg\":%s", "");
-        if (o.server_pid) {
-            if (srv_us >= 0)
-                printf("%.3f", srv_us);
-            else
-                printf("null");
-        }
+        if (o.server_pid && srv_us >= 0)
+            printf(",\"server_cpu_us_per_msg\":%.3f", srv_us);
+        else if (o.server_pid)
+            printf(",\"server_cpu_us_per_msg\":null");
         if (o.mode == WL_MODE_IDLE && rss0 >= 0 && rss1 >= 0)
             printf(",\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_per_conn_bytes\":%.0f", rss0, rss1,
                    opened ? (double)(rss1 - rss0) * 1024.0 / (double)opened : 0.0);
@@ -589,5 +585,11 @@ int main(int argc, char **argv)
         printf(",\"sent\":%llu,\"client_cpu_pct\":%.1f}\n", (unsigned long long)sent, self_pct);
     }
     fflush(stdout);
+    free(run.pat);
+    free(run.th);
+    free(run.pub_final);
+    free(pg.prev);
+    free(pg.cur);
+    free(o.src);
     return errors + mism ? 1 : 0;
 }
