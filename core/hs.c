@@ -24,12 +24,13 @@ static uint8_t lower(uint8_t c)
 /* [p, p + len) equals the NUL-terminated s, ASCII case-insensitively. */
 static bool eq_ci(const uint8_t *p, size_t len, const char *s)
 {
-    size_t i = 0;
-    for (; i < len; i++) {
-        if (s[i] == '\0' || lower(p[i]) != lower((uint8_t)s[i]))
+    if (strlen(s) != len) /* folded for literals once inlined */
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (lower(p[i]) != lower((uint8_t)s[i]))
             return false;
     }
-    return s[i] == '\0';
+    return true;
 }
 
 static bool is_b64(uint8_t c)

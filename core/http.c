@@ -38,12 +38,13 @@ static bool is_ows(uint8_t c)
 /* [p, p + len) equals the NUL-terminated s, ASCII case-insensitively. */
 static bool eq_ci(const uint8_t *p, size_t len, const char *s)
 {
-    size_t i = 0;
-    for (; i < len; i++) {
-        if (s[i] == '\0' || lower(p[i]) != lower((uint8_t)s[i]))
+    if (strlen(s) != len) /* folded for literals once inlined */
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (lower(p[i]) != lower((uint8_t)s[i]))
             return false;
     }
-    return s[i] == '\0';
+    return true;
 }
 
 /* request-line = method SP request-target SP HTTP-version (RFC 9112 §3),
@@ -231,49 +232,65 @@ ptrdiff_t http_parse_request(struct http_parser *ps,
         lead++;
 
     size_t cap = n < lim->max_head ? n : lim->max_head;
-    for (; i < cap; i++) {
-        uint8_t c = p[i];
+    while (i < cap && lines == lead) {
+        /* The request line, or an empty line before it: byte by byte, as
+         * its length is judged before its CRLF arrives. */
+        uint8_t c = p[i++];
         if (c != '\n') {
-            if (i > 0 && p[i - 1] == '\r')
+            if (i > 1 && p[i - 2] == '\r')
                 return HTTP_E_BAD; /* bare CR (RFC 9112 §2.2) */
-            /* Still in the request line: its bytes so far, CR excluded. */
-            if (lines == lead && c != '\r' && i - 2 * lead >= lim->max_line)
+            /* Its bytes so far, a CR that may end it excluded. */
+            if (c != '\r' && i - 2 * lead > lim->max_line)
                 return HTTP_E_URI_TOO_LONG;
             continue;
         }
-        if (i == 0 || p[i - 1] != '\r')
+        if (i < 2 || p[i - 2] != '\r')
             return HTTP_E_BAD; /* bare LF: we require CRLF */
-        size_t le = i - 1; /* the line is [ls, le) */
-        if (lines == lead) {
-            size_t ls = 2 * lead;
-            if (le == ls) {
-                if (lead == LEADING_EMPTY_MAX)
-                    return HTTP_E_BAD;
-                lead++;
-                lines++;
-                continue;
-            }
+        size_t ls = 2 * lead, le = i - 2; /* the line is [ls, le) */
+        if (le == ls) {
+            if (lead == LEADING_EMPTY_MAX)
+                return HTTP_E_BAD;
+            lead++;
+        } else {
             int rc = parse_request_line(p + ls, p + le, out);
             if (rc < 0)
                 return rc;
-            lines++;
-            continue;
         }
-        /* A previous line exists, so an LF precedes this line. */
-        size_t ls = le;
+        lines++;
+    }
+    while (i < cap) {
+        /* Header lines, a line at a time. The request line is complete, so
+         * an LF precedes i. */
+        size_t ls = i;
+        if (p[i - 1] == '\r' && p[i] != '\n')
+            return HTTP_E_BAD;
+        const uint8_t *lf = memchr(p + i, '\n', cap - i);
+        size_t stop = lf ? (size_t)(lf - p) : cap;
+        /* A CR before stop - 1 has a byte other than LF after it. */
+        if (stop > i + 1 && memchr(p + i, '\r', stop - 1 - i))
+            return HTTP_E_BAD;
+        if (!lf) {
+            i = cap;
+            break;
+        }
+        if (p[stop - 1] != '\r')
+            return HTTP_E_BAD; /* bare LF */
+        i = stop + 1;
+        size_t le = stop - 1;
+        /* Resuming a line an earlier call saw part of: find its start
+         * now, once per line, not on every call that extends it. */
         while (p[ls - 1] != '\n')
             ls--;
         if (ls == le) {
-            size_t head_len = i + 1;
-            ps->scanned = head_len;
+            ps->scanned = i;
             ps->lines = lines;
             if (start > 0)
-                reparse(p, head_len, lead, out);
+                reparse(p, i, lead, out);
             out->n_headers = lines - lead - 1;
             int rc = judge_framing(out);
             if (rc < 0)
                 return rc;
-            return (ptrdiff_t)head_len;
+            return (ptrdiff_t)i;
         }
         size_t idx = lines - lead - 1;
         if (idx >= HTTP_MAX_HEADERS)
