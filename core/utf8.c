@@ -330,20 +330,32 @@ static size_t run_avx2(const uint8_t *p, size_t i, size_t len, bool *bad)
     *bad = false;
     for (; len - q >= 32; q += 32) {
         __m256i in = _mm256_loadu_si256((const __m256i *)(const void *)(p + q));
-        __m256i err;
         if (_mm256_movemask_epi8(in) == 0) {
             /* All ASCII: wrong only if the previous block left a code
-             * point open. */
-            err = open_end;
+             * point open. ASCII bytes before a block act like the zeros
+             * of a fresh start, so prev can be reset. */
+            if (!_mm256_testz_si256(open_end, open_end)) {
+                *bad = true;
+                break;
+            }
             open_end = _mm256_setzero_si256();
-        } else {
-            err = block_errors(in, prev);
-            open_end = block_open_end(in);
+            prev = _mm256_setzero_si256();
+            /* Stay here while the next two blocks are ASCII too. */
+            while (len - q >= 96) {
+                __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + q + 32));
+                __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + q + 64));
+                if (_mm256_movemask_epi8(_mm256_or_si256(a, b)) != 0)
+                    break;
+                q += 64;
+            }
+            continue;
         }
+        __m256i err = block_errors(in, prev);
         if (!_mm256_testz_si256(err, err)) {
             *bad = true;
             break;
         }
+        open_end = block_open_end(in);
         prev = in;
     }
     return boundary_before(p, i, q);
