@@ -26,7 +26,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,7 +101,7 @@ struct worker {
     struct wl_thread *t;
     struct wl_run *run;
     const struct wl_opts *o;
-    int epfd, tfd;
+    int epfd;
     struct conn *c;
     size_t n;
     struct conn **sched;      /* open-loop participants in schedule order */
@@ -121,13 +120,11 @@ struct worker {
     uint8_t *wbuf;            /* WL_CHUNK + slack */
     uint8_t *rbuf;            /* WL_RBUF */
     uint8_t op;               /* WS_OP_TEXT or WS_OP_BINARY */
-    uint64_t timer_armed;     /* absolute ns the timerfd is set to, 0 = none */
     uint64_t next_check;      /* connect phase: next timeout scan */
     bool started;             /* closed loop: first messages handed out */
     bool self_echo;           /* relay: ?echo=1, publishers get their own messages too */
 };
 
-static char timer_tag; /* epoll data.ptr of the timerfd */
 
 uint64_t wl_now_ns(void)
 {
@@ -980,14 +977,6 @@ static void schedule_due(struct worker *w, uint64_t now)
         }
         w->cur_next = intended(w, w->sched[w->cur_j]->sched, w->cur_k);
     }
-    uint64_t want = (w->n_sched && w->cur_next < w->t_end) ? w->cur_next : 0;
-    if (want != w->timer_armed) {
-        struct itimerspec its = {0};
-        its.it_value.tv_sec = (time_t)(want / 1000000000ull);
-        its.it_value.tv_nsec = (long)(want % 1000000000ull);
-        timerfd_settime(w->tfd, TFD_TIMER_ABSTIME, &its, NULL);
-        w->timer_armed = want;
-    }
 }
 
 /* ---- phases ------------------------------------------------------------------------------ */
@@ -1081,8 +1070,11 @@ static void check_timeouts(struct worker *w, uint64_t now)
     }
 }
 
-/* Advance the phase machine; returns the epoll timeout in ms. */
-static int step_phase(struct worker *w, uint64_t now)
+#define MS 1000000ull
+
+/* Advance the phase machine; returns the wait until it next needs a turn, in
+ * ns (epoll_pwait2 takes ns: a send due in 20 us must not wait for 1 ms). */
+static uint64_t step_phase(struct worker *w, uint64_t now)
 {
     const struct wl_opts *o = w->o;
     switch (w->ph) {
@@ -1094,14 +1086,14 @@ static int step_phase(struct worker *w, uint64_t now)
         while (w->n_pending < WL_MAX_PENDING && w->next_connect < w->n)
             start_connect(w, &w->c[w->next_connect++], now);
         if (w->n_settled < w->n)
-            return 100;
+            return 100 * MS;
         atomic_fetch_add(&w->run->ready, 1);
         w->ph = P_WAIT;
         /* fall through */
     case P_WAIT: {
         uint64_t t0 = atomic_load_explicit(&w->run->t0_ns, memory_order_acquire);
         if (!t0)
-            return 5;
+            return 5 * MS;
         w->t0 = t0;
         if (o->mode == WL_MODE_IDLE) {
             w->t_warm = t0;
@@ -1116,7 +1108,7 @@ static int step_phase(struct worker *w, uint64_t now)
         /* fall through */
     case P_RUN:
         if (now < w->t0)
-            return (int)((w->t0 - now) / 1000000) + 1;
+            return w->t0 - now;
         if (now < w->t_end) {
             if (o->rate > 0) {
                 schedule_due(w, now);
@@ -1126,18 +1118,18 @@ static int step_phase(struct worker *w, uint64_t now)
                     if (w->c[i].role == R_ECHO && can_start(w, &w->c[i], now))
                         mark_dirty(w, &w->c[i]);
             }
-            uint64_t left = (w->t_end - now) / 1000000 + 1;
-            return left < 100 ? (int)left : 100;
+            uint64_t wait = w->t_end - now;
+            if (o->rate > 0 && w->n_sched && w->cur_next - now < wait)
+                wait = w->cur_next - now; /* cur_next > now after schedule_due */
+            return wait < 100 * MS ? wait : 100 * MS;
         }
         w->ph = P_DRAIN;
         w->t_drain = now + WL_DRAIN_NS;
-        if (o->rate > 0)
-            schedule_due(w, now); /* disarms the timer */
         /* fall through */
     case P_DRAIN:
         publish_finals(w);
         if (!drained(w) && now < w->t_drain)
-            return 10;
+            return 10 * MS;
         if (now >= w->t_drain)
             report_missing(w);
         start_close(w);
@@ -1155,29 +1147,34 @@ static int step_phase(struct worker *w, uint64_t now)
                 }
             w->ph = P_EXIT;
         }
-        return 10;
+        return 10 * MS;
     case P_EXIT:
         return 0;
     }
-    return 10;
+    return 10 * MS;
 }
 
 /* The hot path: wait, dispatch, advance phases, write everything marked. */
 static void run_loop(struct worker *w)
 {
     struct epoll_event evs[WL_MAX_EVENTS];
-    int timeout = step_phase(w, wl_now_ns());
+    uint64_t timeout = step_phase(w, wl_now_ns());
+    bool have_pwait2 = true;
     while (w->ph != P_EXIT) {
-        int n = epoll_wait(w->epfd, evs, WL_MAX_EVENTS, timeout);
-        for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr == &timer_tag) {
-                uint64_t ticks;
-                if (read(w->tfd, &ticks, sizeof ticks) < 0) { /* EAGAIN after a re-arm: fine */
-                }
+        int n;
+        if (have_pwait2) {
+            struct timespec ts = {.tv_sec = (time_t)(timeout / 1000000000ull),
+                                  .tv_nsec = (long)(timeout % 1000000000ull)};
+            n = epoll_pwait2(w->epfd, evs, WL_MAX_EVENTS, &ts, NULL);
+            if (n < 0 && errno == ENOSYS) { /* kernel < 5.11: ms timeouts, rounded up */
+                have_pwait2 = false;
                 continue;
             }
-            on_event(w, evs[i].data.ptr, evs[i].events);
+        } else {
+            n = epoll_wait(w->epfd, evs, WL_MAX_EVENTS, (int)((timeout + MS - 1) / MS));
         }
+        for (int i = 0; i < n; i++)
+            on_event(w, evs[i].data.ptr, evs[i].events);
         uint64_t now = wl_now_ns();
         timeout = step_phase(w, now);
         /* flush() may re-mark a connection with more to send; those go next round. */
@@ -1196,17 +1193,13 @@ static int worker_init(struct worker *w, struct wl_thread *t)
 {
     const struct wl_opts *o = t->run->o;
     memset(w, 0, sizeof *w);
-    w->epfd = w->tfd = -1;
+    w->epfd = -1;
     w->t = t;
     w->run = t->run;
     w->o = o;
     w->op = o->text ? WS_OP_TEXT : WS_OP_BINARY;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (w->epfd < 0 || w->tfd < 0)
-        return -1;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &timer_tag};
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->tfd, &ev) < 0)
+    if (w->epfd < 0)
         return -1;
     if (getrandom(&w->rng, sizeof w->rng, 0) != sizeof w->rng)
         w->rng = wl_now_ns() ^ ((uint64_t)t->idx << 32);
@@ -1266,8 +1259,6 @@ static void worker_fini(struct worker *w)
     free(w->sched);
     free(w->wbuf);
     free(w->rbuf);
-    if (w->tfd >= 0)
-        close(w->tfd);
     if (w->epfd >= 0)
         close(w->epfd);
 }
