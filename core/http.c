@@ -1,10 +1,11 @@
 /* Incremental HTTP/1.1 request-head parser (RFC 9112 §2-§6).
  *
  * One forward pass over the bytes, resumed where the last call stopped
- * (ps->scanned), judges every byte once: bare CR or LF, the request-line and
- * head limits, and each line as its LF arrives (request line, header syntax,
- * header count). So the first error is the one at the earliest byte, and the
- * result is the same however the input is split across calls. Lines are
+ * (ps->scanned), judges bare CR and LF, the request-line and head limits,
+ * and each line as its LF arrives (request line, header syntax, header
+ * count). Each check fires at a fixed byte, so the first error is the one at
+ * the earliest byte and the result is the same however the input is split
+ * across calls; a head fed byte by byte costs linear, not quadratic, time. Lines are
  * parsed into *out as they complete; when the head ends in a later call than
  * it started, the head is parsed once more so *out never depends on the
  * struct passed to earlier calls. */
@@ -279,7 +280,7 @@ ptrdiff_t http_parse_request(struct http_parser *ps,
         size_t le = stop - 1;
         /* Resuming a line an earlier call saw part of: find its start
          * now, once per line, not on every call that extends it. */
-        while (p[ls - 1] != '\n')
+        while (ls > 0 && p[ls - 1] != '\n')
             ls--;
         if (ls == le) {
             ps->scanned = i;
