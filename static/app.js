@@ -546,7 +546,10 @@
     run.finished = true;
     clearInterval(run.timer);
     const now = performance.now();
-    if (run.opened && run.recv > run.lastRecv) {
+    /* The last, partial window becomes a point only if it is long enough for
+     * its rate to mean something (or if the run was too short for any other). */
+    if (run.opened && run.recv > run.lastRecv &&
+        (now - run.lastT >= SAMPLE_MS / 4 || run.samples.length === 0)) {
       const win = run.rtts.slice(run.lastRecv, run.recv).sort();
       run.samples.push({ t: (now - run.t0) / 1000,
                          rate: (run.recv - run.lastRecv) / Math.max(1e-3, (now - run.lastT) / 1000),
@@ -621,74 +624,81 @@
       if (p.rate > rMax) rMax = p.rate;
       if (p.p99 > lMax) lMax = p.p99;
     }
-    rMax = niceCeil(rMax * 1.1);
-    lMax = niceCeil(lMax * 1.1);
+    /* Four grid steps of a 1-2-2.5-5 size, so every label is a round number. */
+    rMax = 4 * niceCeil(rMax * 1.05 / 4);
+    lMax = 4 * niceCeil(lMax * 1.05 / 4);
     const x = (t) => left + (t / tMax) * pw;
     const yR = (v) => top + ph - (v / rMax) * ph;
     const yL = (v) => top + ph - (v / lMax) * ph;
 
-    /* Grid and axes. */
+    /* Grid and axes; an empty chart has no scale to label. */
+    const empty = samples.length === 0;
     g.strokeStyle = col('--chart-grid');
     g.fillStyle = col('--muted');
     g.textBaseline = 'middle';
     for (let i = 0; i <= 4; i++) {
       const yy = Math.round(top + (ph * i) / 4) + 0.5;
       g.beginPath(); g.moveTo(left, yy); g.lineTo(left + pw, yy); g.stroke();
+      if (empty) continue;
       g.textAlign = 'right';
       g.fillText(shortNum(rMax * (1 - i / 4)), left - 6, yy);
       g.textAlign = 'left';
       g.fillText(shortNum(lMax * (1 - i / 4)), left + pw + 6, yy);
     }
+    if (empty) {
+      g.textAlign = 'center';
+      g.fillText('Start a run to chart messages/s and latency', left + pw / 2, top + ph / 2);
+      return;
+    }
     g.textBaseline = 'top';
-    g.textAlign = 'center';
     const tDigits = tStep < 1 ? (tStep * 10 % 1 ? 2 : 1) : 0;
     for (let t = 0; t <= tMax + 1e-9; t += tStep) {
       g.textAlign = t === 0 ? 'left' : t + tStep > tMax + 1e-9 ? 'right' : 'center';
       g.fillText(t.toFixed(tDigits) + ' s', x(t), top + ph + 6);
     }
 
-    if (samples.length === 0) {
-      g.textAlign = 'center';
-      g.textBaseline = 'middle';
-      g.fillText('Start a run to chart messages/s and latency', left + pw / 2, top + ph / 2);
-      return;
-    }
-
-    /* Messages/s: filled area under a line, starting from zero at t = 0. */
+    /* Messages/s: a step per sample window, filled underneath. */
     const rate = col('--chart-rate');
-    g.beginPath();
-    g.moveTo(x(0), yR(0));
-    for (const p of samples) g.lineTo(x(p.t), yR(p.rate));
-    g.lineTo(x(samples[samples.length - 1].t), yR(0));
+    const steps = () => {
+      g.beginPath();
+      g.moveTo(x(0), yR(0));
+      let prev = 0;
+      for (const p of samples) {
+        g.lineTo(x(prev), yR(p.rate));
+        g.lineTo(x(p.t), yR(p.rate));
+        prev = p.t;
+      }
+      g.lineTo(x(prev), yR(0));
+    };
+    steps();
     g.closePath();
     g.globalAlpha = 0.15;
     g.fillStyle = rate;
     g.fill();
     g.globalAlpha = 1;
-    g.beginPath();
-    g.moveTo(x(0), yR(0));
-    for (const p of samples) g.lineTo(x(p.t), yR(p.rate));
+    steps();
     g.strokeStyle = rate;
     g.lineWidth = 2;
     g.lineJoin = 'round';
     g.stroke();
 
     /* p99 round trip of each window, on the right axis. */
+    const mid = (i) => x(((i ? samples[i - 1].t : 0) + samples[i].t) / 2);
     g.beginPath();
     let started = false;
-    for (const p of samples) {
-      if (!isFinite(p.p99)) continue;
-      if (!started) { g.moveTo(x(p.t), yL(p.p99)); started = true; } else g.lineTo(x(p.t), yL(p.p99));
-    }
+    samples.forEach((p, i) => {
+      if (!isFinite(p.p99)) return;
+      if (!started) { g.moveTo(mid(i), yL(p.p99)); started = true; } else g.lineTo(mid(i), yL(p.p99));
+    });
     g.strokeStyle = col('--chart-rtt');
     g.lineWidth = 1.5;
     g.setLineDash([4, 3]);
     g.stroke();
     g.setLineDash([]);
     g.fillStyle = col('--chart-rtt');
-    for (const p of samples) {
-      if (isFinite(p.p99)) { g.beginPath(); g.arc(x(p.t), yL(p.p99), 2, 0, 2 * Math.PI); g.fill(); }
-    }
+    samples.forEach((p, i) => {
+      if (isFinite(p.p99)) { g.beginPath(); g.arc(mid(i), yL(p.p99), 2, 0, 2 * Math.PI); g.fill(); }
+    });
   }
 
   if (typeof ResizeObserver === 'function') {
