@@ -115,6 +115,7 @@ static bool conn_flush(struct wrk *w, struct conn *c)
     size_t n_iov = w->n_iov;
     w->n_iov = 0;
     w->slab_used = 0;
+    w->slab_iov = 0;
     ssize_t n;
     do
         n = writev(c->fd, w->iov, (int)n_iov);
@@ -147,29 +148,56 @@ static bool conn_flush(struct wrk *w, struct conn *c)
     return true;
 }
 
+/* Append n bytes to the slab as reply bytes, growing the last iovec when it
+ * already ends at the slab's end, so a run of small replies is one iovec.
+ * The caller has checked that the slab and w->iov have room. */
+static void slab_put(struct wrk *w, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    uint8_t *dst = w->slab + w->slab_used;
+    memcpy(dst, p, n);
+    w->slab_used += n;
+    if (w->slab_iov && w->slab_iov == w->n_iov) {
+        w->iov[w->n_iov - 1].iov_len += n;
+        return;
+    }
+    w->iov[w->n_iov++] = (struct iovec){dst, n};
+    w->slab_iov = w->n_iov;
+}
+
 /* Queue a frame whose payload is a followed by b (either may be empty).
- * Payload bytes are referenced, not copied, unless output is already
- * pending (then order demands they go behind it). Returns false if c closed. */
+ * Payloads up to WRK_PACK_MAX are packed with their header into the slab:
+ * the kernel copies a long run of tiny iovecs much more slowly than one run
+ * of the same bytes (see the note at WRK_PACK_MAX). Longer payloads are
+ * referenced where they lie, never copied. When output is already pending,
+ * order demands the frame goes behind it into c->out. Returns false if c
+ * closed. */
 static bool ws_queue(struct wrk *w, struct conn *c, uint8_t op,
                      const void *a, size_t alen, const void *b, size_t blen)
 {
     uint8_t hdr[WS_MAX_HDR];
-    size_t hlen = ws_frame_header_encode(hdr, op, true, (uint64_t)(alen + blen), NULL);
+    size_t len = alen + blen;
+    size_t hlen = ws_frame_header_encode(hdr, op, true, (uint64_t)len, NULL);
     w->st.msgs_out++;
     if (c->out) {
         return (out_append(w, c, hdr, hlen) && out_append(w, c, a, alen) &&
                 out_append(w, c, b, blen)) || (conn_close(w, c), false);
     }
-    if (w->n_iov + 3 > WRK_IOV || w->slab_used + WS_MAX_HDR > WRK_SLAB) {
+    bool pack = len <= WRK_PACK_MAX;
+    size_t slab_need = hlen + (pack ? len : 0);
+    if (w->n_iov + 3 > WRK_IOV || w->slab_used + slab_need > WRK_SLAB) {
         if (!conn_flush(w, c))
             return false;
         if (c->out)
             return ws_queue(w, c, op, a, alen, b, blen);
     }
-    uint8_t *h = w->slab + w->slab_used;
-    memcpy(h, hdr, hlen);
-    w->slab_used += hlen;
-    w->iov[w->n_iov++] = (struct iovec){h, hlen};
+    slab_put(w, hdr, hlen);
+    if (pack) {
+        slab_put(w, a, alen);
+        slab_put(w, b, blen);
+        return true;
+    }
     if (alen)
         w->iov[w->n_iov++] = (struct iovec){(void *)a, alen};
     if (blen)
@@ -192,10 +220,7 @@ static bool ws_queue_close(struct wrk *w, struct conn *c, uint16_t code, const c
         if (c->out)
             return out_append(w, c, frame, n) || (conn_close(w, c), false);
     }
-    uint8_t *h = w->slab + w->slab_used;
-    memcpy(h, frame, n);
-    w->slab_used += n;
-    w->iov[w->n_iov++] = (struct iovec){h, n};
+    slab_put(w, frame, n);
     return true;
 }
 

@@ -17,7 +17,14 @@
 
 #define WRK_MAX_EVENTS 256
 #define WRK_IOV 512            /* iovecs per writev; flushed early when full */
-#define WRK_SLAB (16 * 1024)   /* reply headers and control payloads per batch */
+#define WRK_SLAB (64 * 1024)   /* reply headers and packed small replies per batch */
+/* Replies with payloads up to this many bytes are copied into the slab so a
+ * batch of them leaves in one iovec; longer ones are referenced in place.
+ * The kernel's per-iovec cost in _copy_from_iter dominated the echo of
+ * 32-byte messages (see README, "Echo data path"). */
+#ifndef WRK_PACK_MAX
+#define WRK_PACK_MAX 256
+#endif
 #define WRK_READ_BUDGET 16     /* reads per conn per wake-up before it yields */
 #define WRK_POOL_KEEP 64       /* idle standard buffers a worker keeps */
 #define BUF_STD (128 * 1024)   /* holds two 64 KiB frames */
@@ -113,6 +120,7 @@ struct wrk {
 
     /* Reply scratch for the conn being served: filled, then one writev. */
     size_t n_iov, slab_used;
+    size_t slab_iov;         /* n_iov when the last iovec ends at the slab's end, else 0 */
     struct iovec iov[WRK_IOV];
     uint8_t slab[WRK_SLAB];
 
