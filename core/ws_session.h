@@ -51,7 +51,8 @@ struct ws_event {
     size_t len;      /* bytes at p, unmasked in place; valid while the caller keeps them */
 };
 
-/* All-zero plus the configuration fields is a valid start state. */
+/* All-zero plus the configuration fields is a valid start state. Fields are
+ * ordered by size: a server holds one per connection. */
 struct ws_session {
     /* Configuration: set before the first feed. */
     uint64_t max_frame;    /* payload bytes per frame; 0 = no limit */
@@ -59,21 +60,21 @@ struct ws_session {
     uint64_t stream_above; /* a frame with a longer payload is delivered in
                             * chunks as bytes arrive; 0 = never: wait for the
                             * whole frame (see need) */
-    bool client;           /* we are the client: frames must be unmasked */
 
     /* State. */
-    struct ws_frame fr;    /* frame being streamed, when in_frame */
     uint64_t fr_done;      /* payload bytes of fr already delivered */
-    bool in_frame;         /* streaming fr's payload */
-    uint8_t msg_op;        /* TEXT/BINARY while a message is open, else 0 */
     uint64_t msg_len;      /* payload bytes of the open message so far */
-    struct utf8_state utf8;/* of the open text message */
-    bool close_rcvd;       /* peer's close seen: further bytes are ignored */
-    bool close_sent;       /* we sent close: data frames are dropped, not delivered */
-    enum ws_err_kind err;  /* set with a negative return; sticky */
     uint64_t need;         /* after a 0 return: total bytes from p the next
                             * call needs (header + whole payload when not
                             * streaming); lets the caller size its buffer */
+    struct ws_frame fr;    /* frame being streamed, when in_frame */
+    struct utf8_state utf8;/* of the open text message */
+    enum ws_err_kind err;  /* set with a negative return; sticky */
+    bool client;           /* configuration: we are the client, frames must be unmasked */
+    bool in_frame;         /* streaming fr's payload */
+    uint8_t msg_op;        /* TEXT/BINARY while a message is open, else 0 */
+    bool close_rcvd;       /* peer's close seen: further bytes are ignored */
+    bool close_sent;       /* we sent close: data frames are dropped, not delivered */
 };
 
 /* Consume bytes from [p, end), unmasking payloads in place. Returns bytes
