@@ -130,7 +130,7 @@ test-integration: $(PROGRAMS)
 	$(Q)WSRELAY=$(B)/wsrelay WSLOAD=$(B)/wsload SAN='$(SAN)' scripts/run-tests.sh integration --py tests/integration/test_*.py
 test-e2e: $(B)/wsrelay
 	$(Q)WSRELAY=$(B)/wsrelay B=$(B) scripts/run-e2e.sh
-test-bench-smoke: all $(PEERS)
+test-bench-smoke: all $(PEERS) $(if $(MICRO_SRCS),$(B)/bench/micro/micro)
 	$(Q)B=$(B) scripts/bench-smoke.sh
 
 TEST_GROUPS := test-unit test-fuzz-replay test-integration
@@ -160,8 +160,10 @@ fuzz: $(FUZZ_BINS)
 # ---- benchmarks and profiles ---------------------------------------------------
 MICRO := $(B)/bench/micro/micro
 $(MICRO): $(MICRO_SRCS:%.cc=$(B)/%.o) $(B)/libcore.a
+	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CXX) $(LDFLAGS) $^ -o $@ -lbenchmark $(LDLIBS)
-bench: deps all $(if $(MICRO_SRCS),$(MICRO))
+-include $(MICRO_SRCS:%.cc=$(B)/%.d)
+bench: deps all $(if $(MICRO_SRCS),$(MICRO)) $(filter %/tcp_echo,$(PEERS))
 	$(Q)B=$(B) bench/bench.sh
 flamegraph: deps all
 	$(Q)B=$(B) bench/flamegraph.sh

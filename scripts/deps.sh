@@ -11,6 +11,8 @@ PKGS=(make gcc g++ clang libclang-rt-14-dev libssl-dev libjemalloc-dev liburing-
 
 missing=()
 for p in "${PKGS[@]}"; do
+    # NodeSource's nodejs bundles npm and conflicts with Debian's npm package.
+    [[ $p == npm ]] && command -v npm >/dev/null && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -25,7 +27,7 @@ if ((${#missing[@]})); then
 fi
 
 # npm packages are pinned by package-lock.json next to each package.json.
-for d in tests/e2e bench/peers/node; do
+for d in tests/e2e bench/peers/node bench/flamegraph; do
     if [[ -f $d/package-lock.json && ! -d $d/node_modules ]]; then
         echo "deps: npm ci in $d" >&2
         (cd "$d" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
