@@ -451,7 +451,7 @@
     };
     const run = tp;
     for (const el of [tpEls.rate, tpEls.bw, tpEls.p50, tpEls.p99, tpEls.elapsed]) el.textContent = '—';
-    tpEls.done.textContent = '0 / ' + numFmt.format(n);
+    tpEls.done.textContent = '0';
     tpEls.progress.max = n;
     tpEls.progress.value = 0;
     drawChart(run.samples);
@@ -536,7 +536,7 @@
     tpEls.bw.textContent = fmtBytes(Math.round(run.recv * run.s / secs)) + '/s';
     tpEls.p50.textContent = fmtMs(percentile(all, 0.5));
     tpEls.p99.textContent = fmtMs(percentile(all, 0.99));
-    tpEls.done.textContent = numFmt.format(run.recv) + ' / ' + numFmt.format(run.n);
+    tpEls.done.textContent = numFmt.format(run.recv); /* of run.n: the bar and status say so */
     tpEls.elapsed.textContent = secs.toFixed(2) + ' s';
     tpEls.progress.value = run.recv;
   }
