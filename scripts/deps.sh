@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 PKGS=(make gcc g++ clang libclang-rt-14-dev libssl-dev libjemalloc-dev liburing-dev
       libcmocka-dev libbenchmark-dev liburcu-dev python3 python3-websockets
       nodejs npm chromium linux-perf procps util-linux)
+# bench/peers (bench/compare.sh): libwebsockets, Bottle + gevent-websocket.
+PKGS+=(libwebsockets-dev python3-bottle python3-gevent python3-gevent-websocket)
 
 missing=()
 for p in "${PKGS[@]}"; do
