@@ -88,7 +88,7 @@ static void out_drained_some(struct wrk *w, struct conn *c)
 static bool out_flush(struct wrk *w, struct conn *c)
 {
     while (c->out && rb_len(&c->out->rb) > 0) {
-        ssize_t n = write(c->fd, rb_data(&c->out->rb), rb_len(&c->out->rb));
+        ssize_t n = send(c->fd, rb_data(&c->out->rb), rb_len(&c->out->rb), MSG_NOSIGNAL);
         if (n > 0) {
             rb_consume(&c->out->rb, (size_t)n);
             w->st.bytes_out += (uint64_t)n;
@@ -116,9 +116,12 @@ static bool conn_flush(struct wrk *w, struct conn *c)
     w->n_iov = 0;
     w->slab_used = 0;
     w->slab_iov = 0;
+    /* sendmsg/recv rather than writev/read: the socket calls skip the VFS
+     * layer (file position lock, iter checks) on every message. */
+    struct msghdr mh = {.msg_iov = w->iov, .msg_iovlen = n_iov};
     ssize_t n;
     do
-        n = writev(c->fd, w->iov, (int)n_iov);
+        n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno != EAGAIN) {
@@ -144,6 +147,10 @@ static bool conn_flush(struct wrk *w, struct conn *c)
     if (c->out && rb_len(&c->out->rb) > w->cfg->max_backlog && !(c->flags & CF_PAUSED)) {
         c->flags |= CF_PAUSED;
         w->st.pauses++;
+    }
+    if (!c->out && c->state == CS_DRAIN) {
+        out_drained_some(w, c); /* everything sent: shut down writes now */
+        return c->state != CS_CLOSED;
     }
     return true;
 }
@@ -627,7 +634,7 @@ static void conn_on_readable(struct wrk *w, struct conn *c)
             conn_close(w, c);
             return;
         }
-        ssize_t n = read(c->fd, dst, avail);
+        ssize_t n = recv(c->fd, dst, avail, 0);
         if (n > 0) {
             rb_commit(&c->in->rb, (size_t)n);
             w->st.bytes_in += (uint64_t)n;
