@@ -5,7 +5,8 @@
 #   warm-up, `perf record -e cpu-clock -F 999 --call-graph dwarf -p PID` for
 #   FLAME_SECONDS (10). cpu-clock because hardware counters are unavailable in
 #   this VM; dwarf because it also unwinds libc, which has no frame pointers.
-# Writes under $B/flamegraph/ (B: build dir, default build/plain):
+# Writes under $B/flamegraph/ (B: build dir, default build/plain; FLAME_OUT
+# overrides the folder):
 #   perf.data, flamegraph.html (perf's own `perf script report flamegraph`,
 #   filled into the d3-flame-graph template pinned in bench/flamegraph/),
 #   stacks.folded and flamegraph.svg (bench/flamegraph/flame.py), top.txt
@@ -18,7 +19,7 @@ FLAME_SECONDS=${FLAME_SECONDS:-10}
 PY=/usr/bin/python3
 WSRELAY=$B/wsrelay
 WSLOAD=$B/wsload
-OUT=$B/flamegraph
+OUT=${FLAME_OUT:-$B/flamegraph}
 TEMPLATE=$ROOT/bench/flamegraph/node_modules/d3-flame-graph/dist/templates/d3-flamegraph-base.html
 FLAME=$ROOT/bench/flamegraph/flame.py
 

@@ -109,6 +109,50 @@ if [[ -x $WSLOAD && -x $TCP_ECHO ]]; then
     fi
 fi
 
+# Micro-benchmarks: a few benchmarks at a tiny min time. Each benchmark checks
+# its function against a reference before timing, so an error here is a bug.
+MICRO=$B/bench/micro/micro
+if [[ -x $MICRO ]]; then
+    filter='^(unmask/dispatched/1024|utf8/feed/cjk|session_feed/text/32|http/parse_browser_request)$'
+    echo "  run   $MICRO --benchmark_min_time=0.01 --benchmark_filter='$filter'"
+    if timeout -k 5 60 "$MICRO" --benchmark_min_time=0.01 --benchmark_filter="$filter" \
+            --benchmark_format=json >"$tmp/micro.json" 2>"$tmp/micro.err"; then
+        verdict=$($PY -c '
+import json, sys
+bs = json.load(open(sys.argv[1]))["benchmarks"]
+bad = [b["name"] + ": " + b.get("error_message", "") for b in bs if b.get("error_occurred")]
+bad += [b["name"] + ": no rate" for b in bs if not b.get("error_occurred")
+        and not (b.get("bytes_per_second", 0) > 0 or b.get("items_per_second", 0) > 0)]
+if len(bs) != 4 or bad:
+    print("%d of 4 benchmarks ran; %s" % (len(bs), "; ".join(bad))); sys.exit(1)
+print(", ".join("%s %.3g/s" % (b["name"], b.get("bytes_per_second") or b["items_per_second"]) for b in bs))
+' "$tmp/micro.json") && ok "micro: $verdict" || bad "micro: $verdict"
+    else
+        bad "micro exited non-zero"; tail -n 5 "$tmp/micro.err" | sed 's/^/        /'
+    fi
+else
+    bad "missing $MICRO (make BUILD=... $MICRO)"
+fi
+
+# Flame graph: a 2 s profile must give a non-empty HTML page holding wsrelay's
+# samples (perf needs root or kernel.perf_event_paranoid <= 1).
+if [[ $(id -u) -ne 0 && $(cat /proc/sys/kernel/perf_event_paranoid) -gt 1 ]]; then
+    echo "  skip  flamegraph: perf needs root or kernel.perf_event_paranoid <= 1"
+elif [[ -x $WSRELAY && -x $WSLOAD ]]; then
+    echo "  run   FLAME_SECONDS=2 bench/flamegraph.sh"
+    if FLAME_SECONDS=2 FLAME_OUT="$tmp/flame" B=$B timeout -k 5 120 bench/flamegraph.sh \
+            >"$tmp/flame.log" 2>&1; then
+        html=$tmp/flame/flamegraph.html
+        if [[ -s $html ]] && grep -q '"n": "wsrelay' "$html" && [[ -s $tmp/flame/flamegraph.svg ]]; then
+            ok "flamegraph: $(stat -c %s "$html") bytes HTML, $(grep -c . "$tmp/flame/stacks.folded") stacks"
+        else
+            bad "flamegraph: HTML missing, empty or without wsrelay samples"
+        fi
+    else
+        bad "flamegraph.sh failed"; tail -n 10 "$tmp/flame.log" | sed 's/^/        /'
+    fi
+fi
+
 mkdir -p "$(dirname "$TALLY")"
 echo "bench-smoke $pass $fail" >>"$TALLY"
 echo "bench-smoke: $pass passed, $fail failed"
