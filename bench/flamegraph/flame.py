@@ -169,6 +169,9 @@ def top(stacks, n):
     rows = []
     for name, c in selfc.most_common(n):
         rows.append("%6.2f%%  %7d  %s" % (100.0 * c / max(total, 1), c, name))
+    kern = sum(c for name, c in selfc.items() if name.endswith("_[k]"))
+    rows.append("kernel self %.1f%%, user space self %.1f%% of %d samples"
+                % (100.0 * kern / max(total, 1), 100.0 * (total - kern) / max(total, 1), total))
     return "   self  samples  function (leaf frame; _[k] = kernel)\n" + "\n".join(rows) + "\n"
 
 
