@@ -286,6 +286,16 @@ static int best_variant(void)
  * where an early caller finds the pointer unset, and costs the same one
  * indirect call. Elsewhere ws_unmask() asks best_variant() on each call,
  * which is slower but correct. */
+/* ThreadSanitizer instruments every function's entry, the resolver's too,
+ * and its runtime is not up while the loader relocates: TSan builds bind per
+ * call instead. */
+#if defined(__SANITIZE_THREAD__)
+#define WS_NO_IFUNC 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WS_NO_IFUNC 1
+#endif
+#endif
 #if WS_X86 && defined(__ELF__) && defined(__GLIBC__) && !defined(WS_NO_IFUNC)
 
 /* `used`: clang 14 does not count the ifunc reference as a use. */

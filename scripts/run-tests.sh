@@ -22,10 +22,12 @@ pass=0; fail=0; failed=()
 run_one() { # name, command...
     local name=$1; shift
     local log; log=$(mktemp)
-    if timeout -k 10 "$TIMEOUT" "$@" >"$log" 2>&1; then
+    local rc=0
+    timeout -k 10 "$TIMEOUT" "$@" >"$log" 2>&1 || rc=$?
+    if [[ $rc -eq 0 ]]; then
         pass=$((pass + 1)); echo "  ok    $name"
     else
-        fail=$((fail + 1)); failed+=("$name"); echo "  FAIL  $name (exit $?)"
+        fail=$((fail + 1)); failed+=("$name"); echo "  FAIL  $name (exit $rc)"
         tail -n 40 "$log" | sed 's/^/        /'
     fi
     rm -f "$log"
