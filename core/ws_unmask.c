@@ -181,13 +181,26 @@ size_t ws__unmask_avx512(uint8_t *p, size_t len, const uint8_t key[4], size_t ph
 {
     uint32_t kw = key_word(key, phase);
     if (len <= 64) {
-        /* One masked load/store: masked-out bytes are neither read (faults
-         * suppressed) nor written. */
-        if (len) {
-            __mmask64 m = len == 64 ? ~(__mmask64)0 : ((__mmask64)1 << len) - 1;
-            __m512i v = _mm512_maskz_loadu_epi8(m, p);
-            v = _mm512_xor_si512(v, _mm512_set1_epi32((int)kw));
-            _mm512_mask_storeu_epi8(p, m, v);
+        /* Plain overlapping loads and stores, not one masked store: a masked
+         * store cannot forward to the load that reads the payload next (the
+         * reply copy), and bench_unmask showed 16-byte payloads at 2.3 GB/s
+         * masked against 8 GB/s this way. */
+        if (len < 16) {
+            unmask_small(p, len, kw);
+        } else if (len < 32) {
+            __m128i a = _mm_loadu_si128((const __m128i *)p);
+            __m128i b = _mm_loadu_si128((const __m128i *)(p + len - 16));
+            a = _mm_xor_si128(a, _mm_set1_epi32((int)kw));
+            b = _mm_xor_si128(b, _mm_set1_epi32((int)key_advance(kw, len - 16)));
+            _mm_storeu_si128((__m128i *)p, a);
+            _mm_storeu_si128((__m128i *)(p + len - 16), b);
+        } else {
+            __m256i a = _mm256_loadu_si256((const __m256i *)p);
+            __m256i b = _mm256_loadu_si256((const __m256i *)(p + len - 32));
+            a = _mm256_xor_si256(a, _mm256_set1_epi32((int)kw));
+            b = _mm256_xor_si256(b, _mm256_set1_epi32((int)key_advance(kw, len - 32)));
+            _mm256_storeu_si256((__m256i *)p, a);
+            _mm256_storeu_si256((__m256i *)(p + len - 32), b);
         }
         return (phase + len) & 3;
     }
