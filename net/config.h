@@ -25,6 +25,8 @@ struct wsr_config {
     const char **origins;       /* allow-list; n_origins == 0 means any */
     size_t n_origins;
     enum wsr_io io;
+    bool slow_drop;             /* relay: drop messages for a slow member instead of closing it */
+    uint32_t stats_interval_ms; /* 0 = no periodic summary */
 };
 
 #endif

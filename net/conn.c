@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "net/log.h"
+#include "net/metrics.h"
+#include "net/relay.h"
 #include "net/static_files.h"
 #include "net/wrk.h"
 
@@ -91,7 +93,7 @@ static bool out_flush(struct wrk *w, struct conn *c)
         ssize_t n = send(c->fd, rb_data(&c->out->rb), rb_len(&c->out->rb), MSG_NOSIGNAL);
         if (n > 0) {
             rb_consume(&c->out->rb, (size_t)n);
-            w->st.bytes_out += (uint64_t)n;
+            WRK_ADD(w->st.bytes_out[c->ep], n);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -130,7 +132,7 @@ static bool conn_flush(struct wrk *w, struct conn *c)
         }
         n = 0;
     }
-    w->st.bytes_out += (uint64_t)n;
+    WRK_ADD(w->st.bytes_out[c->ep], n);
     size_t done = (size_t)n;
     for (size_t i = 0; i < n_iov; i++) {
         size_t len = w->iov[i].iov_len;
@@ -146,7 +148,7 @@ static bool conn_flush(struct wrk *w, struct conn *c)
     }
     if (c->out && rb_len(&c->out->rb) > w->cfg->max_backlog && !(c->flags & CF_PAUSED)) {
         c->flags |= CF_PAUSED;
-        w->st.pauses++;
+        WRK_INC(w->st.pauses);
     }
     if (!c->out && c->state == CS_DRAIN) {
         out_drained_some(w, c); /* everything sent: shut down writes now */
@@ -186,8 +188,10 @@ static bool ws_queue(struct wrk *w, struct conn *c, uint8_t op,
     uint8_t hdr[WS_MAX_HDR];
     size_t len = alen + blen;
     size_t hlen = ws_frame_header_encode(hdr, op, true, (uint64_t)len, NULL);
-    w->st.msgs_out++;
-    if (c->out) {
+    WRK_INC(w->st.msgs_out[c->ep]);
+    if (c->out || c->rm) {
+        if (c->rm) /* relay: never cut into a partly sent message; net/relay.c flushes */
+            relay_kick(w, c);
         return (out_append(w, c, hdr, hlen) && out_append(w, c, a, alen) &&
                 out_append(w, c, b, blen)) || (conn_close(w, c), false);
     }
@@ -218,8 +222,11 @@ static bool ws_queue_close(struct wrk *w, struct conn *c, uint16_t code, const c
     uint8_t frame[WS_MAX_HDR + WS_MAX_CTRL_PAYLOAD];
     size_t rlen = reason ? strlen(reason) : 0;
     size_t n = ws_session_close(&c->u.ws, code, reason, rlen, NULL, frame);
-    w->st.msgs_out++;
-    if (c->out)
+    WRK_INC(w->st.msgs_out[c->ep]);
+    WRK_INC(w->st.close_sent[wrk_close_slot(code)]);
+    if (c->rm)
+        relay_close_queued(w, c); /* leave the channel; the close goes last */
+    if (c->out || c->rm)
         return out_append(w, c, frame, n) || (conn_close(w, c), false);
     if (w->n_iov + 1 > WRK_IOV || w->slab_used + n > WRK_SLAB) {
         if (!conn_flush(w, c))
@@ -255,12 +262,16 @@ static void ws_start_close(struct wrk *w, struct conn *c, uint16_t code, const c
 {
     if (!ws_queue_close(w, c, code, reason) || !conn_flush(w, c))
         return;
-    c->state = CS_CLOSING;
+    conn_set_state(w, c, CS_CLOSING);
     wrk_timer_set(w, c, w->close_ticks);
 }
 
 static bool ws_reply(struct wrk *w, struct conn *c, uint8_t op, const uint8_t *p, size_t len)
 {
+    if (c->ep == EP_RELAY) {
+        relay_publish(w, c, op, p, len);
+        return c->state != CS_CLOSED;
+    }
     if (c->ep == EP_PREFIX)
         return ws_queue(w, c, op, echo_prefix, sizeof echo_prefix - 1, p, len);
     return ws_queue(w, c, op, p, len, NULL, 0);
@@ -292,7 +303,7 @@ static bool ws_on_piece(struct wrk *w, struct conn *c, const struct ws_event *ev
     c->frag->len = have + ev->len;
     if (!ev->msg_last)
         return true;
-    w->st.msgs_in++;
+    WRK_INC(w->st.msgs_in[c->ep]);
     /* Send now: the next message may reallocate the assembly buffer. */
     if (!ws_reply(w, c, ev->opcode, c->frag->data, c->frag->len) || !conn_flush(w, c))
         return false;
@@ -309,13 +320,13 @@ static void ws_process(struct wrk *w, struct conn *c)
         struct ws_event ev;
         ptrdiff_t n = ws_session_feed(&c->u.ws, p, end, &ev);
         if (n < 0) {
-            w->st.ws_errors[c->u.ws.err]++;
+            WRK_INC(w->st.ws_errors[c->u.ws.err]);
             log_debug("fd %d: %s, closing with %u", c->fd, ws_err_name(c->u.ws.err),
                       ws_close_code_for(n));
             p = end; /* nothing after a failure is looked at */
             if (c->state == CS_WS && !ws_queue_close(w, c, ws_close_code_for(n), ws_err_name(c->u.ws.err)))
                 return;
-            c->state = CS_DRAIN;
+            conn_set_state(w, c, CS_DRAIN);
             wrk_timer_set(w, c, w->close_ticks);
             break;
         }
@@ -325,7 +336,7 @@ static void ws_process(struct wrk *w, struct conn *c)
         switch (ev.type) {
         case WS_EV_DATA:
             if (ev.msg_first && ev.msg_last && ev.frame_last) {
-                w->st.msgs_in++;
+                WRK_INC(w->st.msgs_in[c->ep]);
                 if (!ws_reply(w, c, ev.opcode, ev.p, ev.len))
                     return;
             } else if (!ws_on_piece(w, c, &ev)) {
@@ -339,12 +350,13 @@ static void ws_process(struct wrk *w, struct conn *c)
         case WS_EV_PONG:
             break;
         case WS_EV_CLOSE:
+            WRK_INC(w->st.close_rcvd[wrk_close_slot(ev.code)]);
             /* RFC 6455 §5.5.1: answer with a close (echoing the code), then
              * the server closes the TCP connection. */
             if (c->state == CS_WS &&
                 !ws_queue_close(w, c, ev.code == 1005 ? 0 : ev.code, NULL))
                 return;
-            c->state = CS_DRAIN;
+            conn_set_state(w, c, CS_DRAIN);
             wrk_timer_set(w, c, w->close_ticks);
             p = end;
             break;
@@ -413,7 +425,7 @@ static void http_respond(struct wrk *w, struct conn *c, int status, const char *
         return;
     }
     if (close_after) {
-        c->state = CS_DRAIN;
+        conn_set_state(w, c, CS_DRAIN);
         wrk_timer_set(w, c, w->close_ticks);
     }
 }
@@ -445,6 +457,13 @@ static void http_upgrade(struct wrk *w, struct conn *c, const struct http_req *r
         ep = EP_PREFIX;
     else if (path_is(req->target, path_len, "/echo"))
         ep = EP_ECHO;
+    else if (path_len >= 7 && memcmp(req->target, "/relay/", 7) == 0) {
+        if (!relay_name_ok(req->target + 7, path_len - 7)) {
+            http_error(w, c, 400);
+            return;
+        }
+        ep = EP_RELAY;
+    }
     if (ep == EP_NONE) {
         http_error(w, c, 404);
         return;
@@ -458,7 +477,7 @@ static void http_upgrade(struct wrk *w, struct conn *c, const struct http_req *r
             conn_close(w, c);
             return;
         }
-        c->state = CS_DRAIN;
+        conn_set_state(w, c, CS_DRAIN);
         wrk_timer_set(w, c, w->close_ticks);
         return;
     }
@@ -467,14 +486,18 @@ static void http_upgrade(struct wrk *w, struct conn *c, const struct http_req *r
         conn_close(w, c);
         return;
     }
-    w->st.upgrades++;
-    c->state = CS_WS;
+    WRK_INC(w->st.upgrades);
+    conn_set_state(w, c, CS_WS);
     c->ep = (uint8_t)ep;
     memset(&c->u.ws, 0, sizeof c->u.ws);
     c->u.ws.max_frame = w->cfg->max_frame;
     c->u.ws.max_message = w->cfg->max_message;
     c->last_rx = w->now;
     ws_arm_timer(w, c);
+    if (ep == EP_RELAY &&
+        relay_join(w, c, req->target + 7, path_len - 7,
+                   relay_query_echo(req->target + path_len, req->target_len - path_len)) < 0)
+        conn_close(w, c);
 }
 
 static void http_static(struct wrk *w, struct conn *c, const struct http_req *req,
@@ -492,6 +515,17 @@ static void http_static(struct wrk *w, struct conn *c, const struct http_req *re
     }
     if (path_is(req->target, path_len, "/healthz")) {
         http_respond(w, c, 200, NULL, "Cache-Control: no-store\r\n", "ok\n", head, close_after);
+        return;
+    }
+    if (path_is(req->target, path_len, "/metrics")) {
+        size_t mlen;
+        char *body = metrics_render(&mlen);
+        if (!body) {
+            http_error(w, c, 503);
+            return;
+        }
+        http_respond(w, c, 200, METRICS_CTYPE, "Cache-Control: no-store\r\n", body, head, close_after);
+        free(body);
         return;
     }
     struct sfile f;
@@ -543,14 +577,14 @@ static void http_static(struct wrk *w, struct conn *c, const struct http_req *re
         return;
     }
     if (close_after) {
-        c->state = CS_DRAIN;
+        conn_set_state(w, c, CS_DRAIN);
         wrk_timer_set(w, c, w->close_ticks);
     }
 }
 
 static void http_handle(struct wrk *w, struct conn *c, const struct http_req *req)
 {
-    w->st.http_requests++;
+    WRK_INC(w->st.http_requests);
     size_t path_len = 0;
     while (path_len < req->target_len && req->target[path_len] != '?')
         path_len++;
@@ -637,7 +671,7 @@ static void conn_on_readable(struct wrk *w, struct conn *c)
         ssize_t n = recv(c->fd, dst, avail, 0);
         if (n > 0) {
             rb_commit(&c->in->rb, (size_t)n);
-            w->st.bytes_in += (uint64_t)n;
+            WRK_ADD(w->st.bytes_in[c->ep], n);
             c->last_rx = w->now;
             c->flags &= (uint8_t)~CF_PING_OUT;
             conn_process(w, c);
@@ -651,7 +685,7 @@ static void conn_on_readable(struct wrk *w, struct conn *c)
             in_release_if_empty(w, c);
             if (c->out && rb_len(&c->out->rb) > 0 && c->state != CS_CLOSED) {
                 c->flags |= CF_EOF;
-                c->state = CS_DRAIN;
+                conn_set_state(w, c, CS_DRAIN);
                 wrk_timer_set(w, c, w->close_ticks);
                 return;
             }
@@ -674,7 +708,7 @@ static void conn_on_readable(struct wrk *w, struct conn *c)
 
 void conn_accepted(struct wrk *w, struct conn *c)
 {
-    c->state = CS_HTTP;
+    WRK_INC(w->st.conns[CS_HTTP]); /* calloc'd: already CS_HTTP */
     wrk_timer_set(w, c, w->hs_ticks);
 }
 
@@ -686,7 +720,9 @@ void conn_dispatch(struct wrk *w, struct conn *c, uint32_t events)
         conn_close(w, c);
         return;
     }
-    if ((events & EPOLLOUT) && c->out && !out_flush(w, c))
+    if ((events & EPOLLOUT) && c->rm)
+        relay_writable(w, c); /* flushed with the other members this pass */
+    else if ((events & EPOLLOUT) && c->out && !out_flush(w, c))
         return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
         conn_on_readable(w, c);
@@ -746,4 +782,16 @@ void conn_shutdown(struct wrk *w, struct conn *c)
     default:
         return; /* already closing on its own timer */
     }
+}
+
+void conn_ws_close(struct wrk *w, struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state == CS_WS)
+        ws_start_close(w, c, code, reason);
+}
+
+void conn_out_written(struct wrk *w, struct conn *c)
+{
+    out_release_if_empty(w, c);
+    out_drained_some(w, c);
 }

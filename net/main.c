@@ -9,11 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/ws_unmask.h"
 #include "net/config.h"
 #include "net/log.h"
+#include "net/metrics.h"
+#include "net/relay.h"
 #include "net/static_files.h"
 #include "net/worker.h"
 
@@ -30,6 +33,9 @@ static const char usage[] =
     "  --max-frame BYTES       largest frame payload (default: --max-message)\n"
     "  --max-connections N     open connections before new ones get 503 (default 10000)\n"
     "  --max-backlog BYTES     unsent bytes per connection before it is paused (default 1M)\n"
+    "  --slow-consumer POLICY  relay member past --max-backlog: close (1013, default) or drop\n"
+    "                          (whole messages for that member only; counted either way)\n"
+    "  --stats-interval S      log a one-line summary every S seconds (default 0 = off)\n"
     "  --handshake-timeout S   time to send a complete HTTP request (default 10; \"500ms\" works too)\n"
     "  --idle-timeout S        close a WebSocket silent this long with 1001 (default 120; 0 = off)\n"
     "  --ping-interval S       ping a WebSocket silent this long (default 30; 0 = off)\n"
@@ -145,7 +151,7 @@ static void parse_host(struct wsr_config *cfg, const char *host, uint16_t port)
 int main(int argc, char **argv)
 {
     enum { O_HOST = 256, O_PORT, O_THREADS, O_STATIC, O_MAXMSG, O_MAXFRAME, O_MAXCONN,
-           O_BACKLOG, O_HSTO, O_IDLE, O_PING, O_CLOSE, O_ORIGIN, O_LOG, O_HELP, O_VERSION };
+           O_BACKLOG, O_HSTO, O_IDLE, O_PING, O_CLOSE, O_ORIGIN, O_LOG, O_HELP, O_VERSION, O_SLOW, O_STATS };
     static const struct option opts[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
@@ -161,6 +167,8 @@ int main(int argc, char **argv)
         {"close-timeout", required_argument, 0, O_CLOSE},
         {"origin", required_argument, 0, O_ORIGIN},
         {"log-level", required_argument, 0, O_LOG},
+        {"slow-consumer", required_argument, 0, O_SLOW},
+        {"stats-interval", required_argument, 0, O_STATS},
         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0},
@@ -215,6 +223,15 @@ int main(int argc, char **argv)
             log_set_level((enum log_level)lvl);
             break;
         }
+        case O_SLOW:
+            if (strcmp(optarg, "close") == 0)
+                cfg.slow_drop = false;
+            else if (strcmp(optarg, "drop") == 0)
+                cfg.slow_drop = true;
+            else
+                bad_flag("--slow-consumer", optarg, "expected close or drop");
+            break;
+        case O_STATS: cfg.stats_interval_ms = parse_duration("--stats-interval", optarg, true); break;
         case O_HELP: fputs(usage, stdout); return 0;
         case O_VERSION: printf("wsrelay " WSR_VERSION "\n"); return 0;
         case ':': {
@@ -257,6 +274,11 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    rc = relay_init(cfg.threads, &cfg);
+    if (rc < 0) {
+        fprintf(stderr, "wsrelay: cannot set up relay: %s\n", strerror(-rc));
+        return 1;
+    }
     struct wrk *workers[MAX_THREADS];
     int n = 0;
     for (; n < cfg.threads; n++) {
@@ -274,6 +296,7 @@ int main(int argc, char **argv)
                 ((struct sockaddr_in *)&cfg.addr)->sin_port = htons(p);
         }
     }
+    metrics_set_workers(workers, n);
     for (int i = 0; i < n; i++) {
         rc = wrk_start(workers[i]);
         if (rc < 0) {
@@ -293,13 +316,22 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int sig;
-    sigwait(&sigs, &sig);
+    if (cfg.stats_interval_ms == 0) {
+        sigwait(&sigs, &sig);
+    } else {
+        struct timespec every = {(time_t)(cfg.stats_interval_ms / 1000),
+                                 (long)(cfg.stats_interval_ms % 1000) * 1000000L};
+        while ((sig = sigtimedwait(&sigs, NULL, &every)) < 0)
+            if (errno == EAGAIN)
+                metrics_log_summary();
+    }
     log_info("%s: closing connections (up to %.1f s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
              cfg.close_timeout_ms / 1000.0);
     for (int i = 0; i < n; i++)
         wrk_stop(workers[i]);
     for (int i = 0; i < n; i++)
         wrk_join_free(workers[i]);
+    relay_fini();
     sfiles_close(sf);
     return 0;
 }

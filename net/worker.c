@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "net/log.h"
+#include "net/relay.h"
 #include "net/wrk.h"
 
 /* Process-wide connection count for --max-connections. Touched once per
@@ -123,7 +124,7 @@ static void wrk_expire_timers(struct wrk *w)
 
 static int wrk_timeout_ms(const struct wrk *w)
 {
-    if (w->ready)
+    if (w->ready || relay_has_dirty(w))
         return 0;
     if (w->n_timers == 0 && !w->stopping)
         return -1;
@@ -165,6 +166,8 @@ void conn_close(struct wrk *w, struct conn *c)
 {
     if (c->state == CS_CLOSED)
         return;
+    if (c->rm)
+        relay_leave(w, c);
     /* Closing the fd removes it from the epoll set (we never dup it). */
     close(c->fd);
     c->fd = -1;
@@ -176,11 +179,11 @@ void conn_close(struct wrk *w, struct conn *c)
     free(c->frag);
     c->in = c->out = NULL;
     c->frag = NULL;
-    c->state = CS_CLOSED;
+    conn_set_state(w, c, CS_CLOSED);
     if (c->flags & CF_COUNTED)
         atomic_fetch_sub_explicit(&total_conns, 1, memory_order_relaxed);
     w->n_conns--;
-    w->st.closed++;
+    WRK_INC(w->st.closed);
     if (!(c->flags & CF_READY)) {
         c->link = w->closing;
         w->closing = c;
@@ -218,7 +221,7 @@ static void wrk_accept(struct wrk *w)
                 /* Out of descriptors: use the spare to take the connection
                  * off the queue and shed it, so the listener does not stay
                  * readable and spin the loop. */
-                w->st.refused++;
+                WRK_INC(w->st.refused);
                 if (w->spare_fd >= 0) {
                     close(w->spare_fd);
                     int shed = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -240,7 +243,7 @@ static void wrk_accept(struct wrk *w)
         unsigned n = atomic_fetch_add_explicit(&total_conns, 1, memory_order_relaxed);
         if (n >= w->cfg->max_connections) {
             atomic_fetch_sub_explicit(&total_conns, 1, memory_order_relaxed);
-            w->st.refused++;
+            WRK_INC(w->st.refused);
             /* Best effort: a fresh socket's send buffer takes this at once. */
             ssize_t wr = send(fd, resp_503, sizeof resp_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)wr;
@@ -267,7 +270,7 @@ static void wrk_accept(struct wrk *w)
             continue;
         }
         w->n_conns++;
-        w->st.accepted++;
+        WRK_INC(w->st.accepted);
         conn_accepted(w, c);
     }
 }
@@ -305,8 +308,10 @@ static void wrk_force_close_all(struct wrk *w)
 static void *wrk_main(void *arg)
 {
     struct wrk *w = arg;
+    void *relay_tag = relay_wake_tag(w);
     for (;;) {
         int n = epoll_wait(w->epfd, w->evs, WRK_MAX_EVENTS, wrk_timeout_ms(w));
+        WRK_INC(w->st.loops);
         w->now = (uint32_t)((mono_ms() - w->t0_ms) / TICK_MS);
         for (int i = 0; i < n; i++) {
             void *who = w->evs[i].data.ptr;
@@ -314,10 +319,13 @@ static void *wrk_main(void *arg)
                 wrk_accept(w);
             else if (who == &w->efd)
                 ; /* a wake-up; stop_req is read below */
+            else if (who == relay_tag)
+                relay_drain(w); /* other workers' relay publishes */
             else
                 conn_dispatch(w, who, w->evs[i].events);
         }
         wrk_run_ready(w);
+        wrk_flush_writes(w); /* relay members: one sendmsg each per pass */
         wrk_reap_closed(w);
         wrk_expire_timers(w);
         wrk_reap_closed(w);
@@ -385,7 +393,7 @@ int wrk_new(struct wrk **out, int id, const struct wsr_config *cfg,
     struct epoll_event lev = {.events = EPOLLIN | EPOLLET, .data.ptr = &w->lfd};
     struct epoll_event eev = {.events = EPOLLIN | EPOLLET, .data.ptr = &w->efd};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->lfd, &lev) < 0 ||
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->efd, &eev) < 0)
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->efd, &eev) < 0 || relay_attach(w) < 0)
         goto fail_errno;
     *out = w;
     return 0;

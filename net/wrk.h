@@ -45,9 +45,10 @@ enum conn_state {
     CS_CLOSING, /* we sent close; waiting for the peer's close or EOF */
     CS_DRAIN,   /* last bytes queued: send them, shut down writes, read until EOF */
     CS_CLOSED,  /* fd closed; freed after the event batch */
+    CS__COUNT
 };
 
-enum conn_ep { EP_NONE, EP_PREFIX, EP_ECHO };
+enum conn_ep { EP_NONE, EP_PREFIX, EP_ECHO, EP_RELAY, EP__COUNT }; /* EP_NONE: plain HTTP */
 
 enum {
     CF_PAUSED = 1,    /* output over the backlog limit: not reading */
@@ -74,6 +75,7 @@ struct conn {
     struct frag *frag;       /* message being assembled, or NULL */
     struct conn *t_next, *t_prev; /* timer wheel slot list */
     struct conn *link;       /* ready or closing list */
+    struct relay_member *rm; /* relay membership and delivery queue (net/relay.c), or NULL */
     uint32_t t_when;         /* tick the timer fires */
     uint32_t last_rx;        /* tick bytes last arrived (WebSocket idleness) */
     int fd;
@@ -82,12 +84,38 @@ struct conn {
     uint8_t flags;           /* CF_* */
 };
 
+/* Per-worker counters. Only the owning worker writes them, with a relaxed
+ * load and store (plain movs, no lock prefix); net/metrics.c reads them from
+ * any thread with relaxed loads, so the reads are race-free for TSan too. */
+typedef _Atomic uint64_t wrk_ctr;
+#define WRK_ADD(ctr, n)                                                              \
+    atomic_store_explicit(&(ctr),                                                    \
+                          atomic_load_explicit(&(ctr), memory_order_relaxed) + (uint64_t)(n), \
+                          memory_order_relaxed)
+#define WRK_INC(ctr) WRK_ADD(ctr, 1)
+#define WRK_DEC(ctr) WRK_ADD(ctr, UINT64_MAX) /* gauges: wraps back; never below 0 per worker */
+
+/* Close status slots: 1000..1015 by code, then "none" (empty close), then
+ * any other code (3000-4999). */
+#define WRK_CLOSE_SLOTS 18
+static inline unsigned wrk_close_slot(unsigned code)
+{
+    if (code == 0 || code == 1005)
+        return 16;
+    return code >= 1000 && code <= 1015 ? code - 1000 : 17;
+}
+
 struct wrk_stats {
-    uint64_t accepted, refused, closed;
-    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
-    uint64_t http_requests, upgrades;
-    uint64_t pauses;
-    uint64_t ws_errors[WS_ERR__COUNT];
+    wrk_ctr accepted, refused, closed;
+    wrk_ctr msgs_in[EP__COUNT], msgs_out[EP__COUNT], bytes_in[EP__COUNT], bytes_out[EP__COUNT];
+    wrk_ctr http_requests, upgrades;
+    wrk_ctr pauses;
+    wrk_ctr ws_errors[WS_ERR__COUNT];
+    wrk_ctr conns[CS__COUNT];          /* gauge: open conns by state (CS_CLOSED: total closed) */
+    wrk_ctr close_sent[WRK_CLOSE_SLOTS], close_rcvd[WRK_CLOSE_SLOTS];
+    wrk_ctr relay_deliveries;          /* relay messages fully written to a member */
+    wrk_ctr relay_slow_closes, relay_drops;
+    wrk_ctr loops;                     /* event-loop iterations */
 } __attribute__((aligned(64)));
 
 struct wrk {
@@ -136,11 +164,24 @@ void wrk_timer_del(struct wrk *w, struct conn *c);
 void wrk_ready_add(struct wrk *w, struct conn *c);
 void conn_close(struct wrk *w, struct conn *c);
 
+/* Every state change goes through here so the per-state gauges stay right. */
+static inline void conn_set_state(struct wrk *w, struct conn *c, enum conn_state s)
+{
+    WRK_DEC(w->st.conns[c->state]);
+    WRK_INC(w->st.conns[s]);
+    c->state = (uint8_t)s;
+}
+
 /* conn.c entry points used by worker.c */
 void conn_accepted(struct wrk *w, struct conn *c);
 void conn_dispatch(struct wrk *w, struct conn *c, uint32_t events);
 void conn_resume(struct wrk *w, struct conn *c);   /* from the ready list */
 void conn_timeout(struct wrk *w, struct conn *c);
 void conn_shutdown(struct wrk *w, struct conn *c); /* server is stopping */
+/* Relay hooks: start the closing handshake with code if still open; after
+ * net/relay.c wrote some of c->out, release it when empty and finish a
+ * drain. */
+void conn_ws_close(struct wrk *w, struct conn *c, uint16_t code, const char *reason);
+void conn_out_written(struct wrk *w, struct conn *c);
 
 #endif

@@ -1,0 +1,623 @@
+/* Relay channels: the registry, per-worker inboxes, delivery queues and the
+ * per-loop-pass flush. See net/relay.h for the design.
+ *
+ * Threads: the registry (channel table, member counts) is guarded by one
+ * mutex taken on join and leave only. A channel's member list on worker i,
+ * a member and its queue, and worker i's dirty list are touched by worker i
+ * alone. What crosses threads: the inboxes (lock-free), a channel's
+ * per-worker member counts (atomics read on publish), and the reference
+ * counts of messages and channels. */
+#include "net/relay.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/ws_frame.h"
+#include "net/config.h"
+#include "net/wrk.h"
+
+/* The idle echo connection stays small (issue 7: at most 160 bytes). */
+_Static_assert(sizeof(struct conn) <= 160, "struct conn grew past 160 bytes");
+
+#define RELAY_BUCKETS 1024   /* registry hash buckets (chained) */
+#define RELAY_IOV 256        /* iovecs per member sendmsg */
+#define RELAY_Q0 8           /* first delivery ring size; doubles when full */
+
+/* One published frame, shared by every member it goes to. */
+struct relay_msg {
+    atomic_uint refs;        /* queue slots + inbox entries + the publisher's */
+    size_t len;              /* frame bytes (header + payload) */
+    struct relay_chan *ch;   /* for inbox entries: whose members get it */
+    uint8_t *frame;          /* after nodes[] */
+    struct relay_node nodes[]; /* nodes[i]: the entry in worker i's inbox */
+};
+
+struct relay_chan {
+    struct relay_chan *h_next; /* bucket chain, under reg.mu */
+    atomic_uint refs;          /* 1 while in the registry + 1 per inbox entry */
+    uint32_t members;          /* under reg.mu */
+    uint32_t hash;
+    uint8_t name_len;
+    char name[RELAY_NAME_MAX];
+    _Atomic uint32_t *nw;      /* [worker] members there: written under reg.mu, read on publish */
+    struct relay_member **local; /* [worker] member list: that worker only */
+};
+
+struct relay_member {
+    struct conn *c;
+    struct relay_chan *ch;               /* NULL once it left the channel */
+    struct relay_member *next, *prev;    /* ch->local[worker] */
+    struct relay_member *d_next, *d_prev; /* the worker's dirty list */
+    struct relay_msg **q;                /* ring of queued messages, oldest at q_head */
+    uint32_t q_head, q_n, q_cap;         /* q_cap: 0 or a power of two */
+    bool echo;                           /* gets its own messages too */
+    bool dirty;                          /* on the dirty list */
+    size_t off;                          /* bytes of q[q_head] already sent */
+    size_t backlog;                      /* queued bytes not yet sent */
+};
+
+/* Per-worker relay state. The inbox line is written by other workers; the
+ * rest by the owner (and the member gauge under reg.mu). */
+struct rslot {
+    struct relay_inbox inbox;
+    int efd;                             /* wakes the owner; in its epoll set */
+    struct relay_member *dirty __attribute__((aligned(64)));
+    _Atomic uint64_t members;            /* gauge, under reg.mu */
+} __attribute__((aligned(64)));
+
+static struct {
+    pthread_mutex_t mu;
+    struct relay_chan *buckets[RELAY_BUCKETS];
+    _Atomic uint64_t channels;           /* gauge, under mu */
+    int n_workers;
+    const struct wsr_config *cfg;
+    struct rslot *slots;                 /* NULL: relay_init not called */
+} reg = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* ---- inbox ---------------------------------------------------------------- */
+
+bool relay_inbox_push(struct relay_inbox *q, struct relay_node *n)
+{
+    struct relay_node *old = atomic_load_explicit(&q->head, memory_order_relaxed);
+    do
+        n->next = old;
+    while (!atomic_compare_exchange_weak_explicit(&q->head, &old, n, memory_order_release,
+                                                  memory_order_relaxed));
+    return old == NULL;
+}
+
+struct relay_node *relay_inbox_take(struct relay_inbox *q)
+{
+    struct relay_node *n = atomic_exchange_explicit(&q->head, NULL, memory_order_acquire);
+    struct relay_node *fifo = NULL;
+    while (n) { /* the stack is newest first: reverse it */
+        struct relay_node *next = n->next;
+        n->next = fifo;
+        fifo = n;
+        n = next;
+    }
+    return fifo;
+}
+
+/* ---- names ------------------------------------------------------------------ */
+
+bool relay_name_ok(const uint8_t *p, size_t len)
+{
+    if (len == 0 || len > RELAY_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t ch = p[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool relay_query_echo(const uint8_t *p, size_t len)
+{
+    if (len > 0 && p[0] == '?')
+        p++, len--;
+    while (len > 0) {
+        size_t n = 0;
+        while (n < len && p[n] != '&')
+            n++;
+        if (n == 6 && memcmp(p, "echo=1", 6) == 0)
+            return true;
+        p += n;
+        len -= n;
+        if (len > 0)
+            p++, len--;
+    }
+    return false;
+}
+
+static uint32_t name_hash(const uint8_t *p, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* ---- reference counts --------------------------------------------------------- */
+
+static void msg_unref(struct relay_msg *m)
+{
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+        free(m);
+}
+
+static void chan_unref(struct relay_chan *ch)
+{
+    if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1)
+        free(ch);
+}
+
+static struct relay_msg *msg_of(struct relay_node *n, int worker)
+{
+    return (struct relay_msg *)((char *)(n - worker) - offsetof(struct relay_msg, nodes));
+}
+
+/* ---- set-up ------------------------------------------------------------------- */
+
+int relay_init(int n_workers, const struct wsr_config *cfg)
+{
+    struct rslot *s = aligned_alloc(64, (size_t)n_workers * sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    memset(s, 0, (size_t)n_workers * sizeof *s);
+    for (int i = 0; i < n_workers; i++) {
+        s[i].efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (s[i].efd < 0) {
+            int rc = -errno;
+            while (i-- > 0)
+                close(s[i].efd);
+            free(s);
+            return rc;
+        }
+    }
+    reg.n_workers = n_workers;
+    reg.cfg = cfg;
+    reg.slots = s;
+    return 0;
+}
+
+void relay_fini(void)
+{
+    if (!reg.slots)
+        return;
+    for (int i = 0; i < reg.n_workers; i++) {
+        struct relay_node *n = relay_inbox_take(&reg.slots[i].inbox);
+        while (n) {
+            struct relay_node *next = n->next;
+            struct relay_msg *m = msg_of(n, i);
+            chan_unref(m->ch);
+            msg_unref(m);
+            n = next;
+        }
+        close(reg.slots[i].efd);
+    }
+    for (size_t b = 0; b < RELAY_BUCKETS; b++) {
+        while (reg.buckets[b]) { /* only if a worker left members behind */
+            struct relay_chan *ch = reg.buckets[b];
+            reg.buckets[b] = ch->h_next;
+            free(ch);
+        }
+    }
+    free(reg.slots);
+    reg.slots = NULL;
+}
+
+int relay_attach(struct wrk *w)
+{
+    if (!reg.slots)
+        return 0;
+    struct rslot *s = &reg.slots[w->id];
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = s};
+    return epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->efd, &ev) < 0 ? -errno : 0;
+}
+
+void *relay_wake_tag(const struct wrk *w)
+{
+    return reg.slots ? &reg.slots[w->id] : NULL;
+}
+
+/* ---- membership ------------------------------------------------------------------ */
+
+int relay_join(struct wrk *w, struct conn *c, const uint8_t *name, size_t len, bool echo)
+{
+    if (!reg.slots || w->id >= reg.n_workers || len == 0 || len > RELAY_NAME_MAX)
+        return -EINVAL;
+    struct relay_member *m = calloc(1, sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    uint32_t h = name_hash(name, len);
+    struct relay_chan **slot = &reg.buckets[h % RELAY_BUCKETS];
+    pthread_mutex_lock(&reg.mu);
+    struct relay_chan *ch = *slot;
+    while (ch && !(ch->hash == h && ch->name_len == len && memcmp(ch->name, name, len) == 0))
+        ch = ch->h_next;
+    if (!ch) {
+        size_t nw = (size_t)reg.n_workers;
+        ch = calloc(1, sizeof *ch + nw * sizeof(struct relay_member *) + nw * sizeof(uint32_t));
+        if (!ch) {
+            pthread_mutex_unlock(&reg.mu);
+            free(m);
+            return -ENOMEM;
+        }
+        ch->local = (struct relay_member **)(ch + 1);
+        ch->nw = (_Atomic uint32_t *)(ch->local + nw);
+        atomic_init(&ch->refs, 1);
+        ch->hash = h;
+        ch->name_len = (uint8_t)len;
+        memcpy(ch->name, name, len);
+        ch->h_next = *slot;
+        *slot = ch;
+        atomic_store_explicit(&reg.channels, atomic_load_explicit(&reg.channels, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    }
+    ch->members++;
+    atomic_store_explicit(&ch->nw[w->id],
+                          atomic_load_explicit(&ch->nw[w->id], memory_order_relaxed) + 1,
+                          memory_order_release);
+    WRK_INC(reg.slots[w->id].members);
+    pthread_mutex_unlock(&reg.mu);
+
+    m->c = c;
+    m->ch = ch;
+    m->echo = echo;
+    m->next = ch->local[w->id];
+    if (m->next)
+        m->next->prev = m;
+    ch->local[w->id] = m;
+    c->rm = m;
+    return 0;
+}
+
+/* Leave the channel (the queue stays). */
+static void member_detach(struct wrk *w, struct relay_member *m)
+{
+    struct relay_chan *ch = m->ch;
+    if (!ch)
+        return;
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        ch->local[w->id] = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    m->next = m->prev = NULL;
+    m->ch = NULL;
+    bool last = false;
+    pthread_mutex_lock(&reg.mu);
+    atomic_store_explicit(&ch->nw[w->id],
+                          atomic_load_explicit(&ch->nw[w->id], memory_order_relaxed) - 1,
+                          memory_order_release);
+    WRK_DEC(reg.slots[w->id].members);
+    if (--ch->members == 0) {
+        struct relay_chan **pp = &reg.buckets[ch->hash % RELAY_BUCKETS];
+        while (*pp != ch)
+            pp = &(*pp)->h_next;
+        *pp = ch->h_next;
+        WRK_DEC(reg.channels);
+        last = true;
+    }
+    pthread_mutex_unlock(&reg.mu);
+    if (last)
+        chan_unref(ch); /* inbox entries still in flight keep it alive */
+}
+
+/* Drop queued messages from the tail; keep a partly sent head when asked. */
+static void queue_drop(struct relay_member *m, bool keep_started)
+{
+    uint32_t keep = keep_started && m->off > 0 ? 1 : 0;
+    while (m->q_n > keep) {
+        struct relay_msg *msg = m->q[(m->q_head + m->q_n - 1) & (m->q_cap - 1)];
+        m->q_n--;
+        m->backlog -= msg->len - (m->q_n == 0 ? m->off : 0);
+        msg_unref(msg);
+    }
+    if (m->q_n == 0)
+        m->off = 0;
+}
+
+static void dirty_add(struct wrk *w, struct relay_member *m)
+{
+    struct rslot *s = &reg.slots[w->id];
+    m->dirty = true;
+    m->d_prev = NULL;
+    m->d_next = s->dirty;
+    if (s->dirty)
+        s->dirty->d_prev = m;
+    s->dirty = m;
+}
+
+static void dirty_del(struct wrk *w, struct relay_member *m)
+{
+    if (!m->dirty)
+        return;
+    if (m->d_prev)
+        m->d_prev->d_next = m->d_next;
+    else
+        reg.slots[w->id].dirty = m->d_next;
+    if (m->d_next)
+        m->d_next->d_prev = m->d_prev;
+    m->d_next = m->d_prev = NULL;
+    m->dirty = false;
+}
+
+void relay_kick(struct wrk *w, struct conn *c)
+{
+    if (c->rm && !c->rm->dirty)
+        dirty_add(w, c->rm);
+}
+
+void relay_writable(struct wrk *w, struct conn *c)
+{
+    struct relay_member *m = c->rm;
+    if (m && !m->dirty && (m->q_n > 0 || (c->out && rb_len(&c->out->rb) > 0)))
+        dirty_add(w, m);
+}
+
+void relay_close_queued(struct wrk *w, struct conn *c)
+{
+    struct relay_member *m = c->rm;
+    if (!m)
+        return;
+    member_detach(w, m);
+    queue_drop(m, true);
+    relay_kick(w, c);
+}
+
+void relay_leave(struct wrk *w, struct conn *c)
+{
+    struct relay_member *m = c->rm;
+    if (!m)
+        return;
+    member_detach(w, m);
+    queue_drop(m, false);
+    dirty_del(w, m);
+    free(m->q);
+    free(m);
+    c->rm = NULL;
+}
+
+/* ---- delivery ------------------------------------------------------------------- */
+
+static bool queue_grow(struct relay_member *m)
+{
+    uint32_t cap = m->q_cap ? m->q_cap * 2 : RELAY_Q0;
+    struct relay_msg **nq = malloc(cap * sizeof *nq);
+    if (!nq)
+        return false;
+    for (uint32_t i = 0; i < m->q_n; i++)
+        nq[i] = m->q[(m->q_head + i) & (m->q_cap - 1)];
+    free(m->q);
+    m->q = nq;
+    m->q_cap = cap;
+    m->q_head = 0;
+    return true;
+}
+
+/* Queue msg for m, or apply the slow-consumer policy. Returns 1 when msg
+ * was queued (the caller adds the reference), else 0. */
+static unsigned member_push(struct wrk *w, struct relay_member *m, struct relay_msg *msg)
+{
+    struct conn *c = m->c;
+    if (!m->ch || c->state != CS_WS)
+        return 0;
+    size_t pending = m->backlog + (c->out ? rb_len(&c->out->rb) : 0);
+    /* A message larger than the limit still goes to a member that is level
+     * with the stream; whole messages only, never part of a frame. */
+    if (pending > 0 && pending + msg->len > w->cfg->max_backlog) {
+        if (w->cfg->slow_drop) {
+            WRK_INC(w->st.relay_drops);
+            return 0;
+        }
+        WRK_INC(w->st.relay_slow_closes);
+        conn_ws_close(w, c, 1013, "try again later");
+        return 0;
+    }
+    if (m->q_n == m->q_cap && !queue_grow(m)) {
+        WRK_INC(w->st.relay_drops);
+        return 0;
+    }
+    m->q[(m->q_head + m->q_n) & (m->q_cap - 1)] = msg;
+    m->q_n++;
+    m->backlog += msg->len;
+    if (!m->dirty)
+        dirty_add(w, m);
+    return 1;
+}
+
+/* Give msg to this worker's members of ch (skipping the sender unless it
+ * asked for echo). The caller holds a reference throughout. */
+static void deliver_local(struct wrk *w, struct relay_chan *ch, struct relay_msg *msg,
+                          const struct conn *sender)
+{
+    unsigned k = 0;
+    struct relay_member *m = ch->local[w->id], *next;
+    for (; m; m = next) {
+        next = m->next; /* a slow close unlinks m, never next */
+        if (m->c == sender && !m->echo)
+            continue;
+        k += member_push(w, m, msg);
+    }
+    if (k)
+        atomic_fetch_add_explicit(&msg->refs, k, memory_order_relaxed);
+}
+
+void relay_publish(struct wrk *w, struct conn *c, uint8_t opcode, const uint8_t *p, size_t len)
+{
+    struct relay_member *me = c->rm;
+    if (!me || !me->ch)
+        return;
+    struct relay_chan *ch = me->ch;
+    int nw = reg.n_workers;
+    size_t hlen = ws_frame_header_len(len, false);
+    struct relay_msg *msg = malloc(sizeof *msg + (size_t)nw * sizeof(struct relay_node) + hlen + len);
+    if (!msg) {
+        WRK_INC(w->st.relay_drops);
+        return;
+    }
+    msg->frame = (uint8_t *)(msg->nodes + nw);
+    ws_frame_header_encode(msg->frame, opcode, true, (uint64_t)len, NULL);
+    if (len)
+        memcpy(msg->frame + hlen, p, len);
+    msg->len = hlen + len;
+    msg->ch = ch;
+    atomic_init(&msg->refs, 1);
+    /* One entry per other worker with members, never one per member. */
+    for (int i = 0; i < nw; i++) {
+        if (i == w->id || atomic_load_explicit(&ch->nw[i], memory_order_acquire) == 0)
+            continue;
+        atomic_fetch_add_explicit(&msg->refs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+        if (relay_inbox_push(&reg.slots[i].inbox, &msg->nodes[i])) {
+            uint64_t one = 1;
+            ssize_t r = write(reg.slots[i].efd, &one, sizeof one);
+            (void)r; /* EAGAIN: the counter is saturated, a wake-up is pending anyway */
+        }
+    }
+    deliver_local(w, ch, msg, c);
+    msg_unref(msg);
+}
+
+void relay_drain(struct wrk *w)
+{
+    struct rslot *s = &reg.slots[w->id];
+    uint64_t v;
+    ssize_t r = read(s->efd, &v, sizeof v); /* reset before taking: a later push wakes us again */
+    (void)r;
+    struct relay_node *n = relay_inbox_take(&s->inbox);
+    while (n) {
+        struct relay_node *next = n->next; /* n lives in msg, which may go below */
+        struct relay_msg *msg = msg_of(n, w->id);
+        struct relay_chan *ch = msg->ch;
+        deliver_local(w, ch, msg, NULL);
+        chan_unref(ch);
+        msg_unref(msg);
+        n = next;
+    }
+}
+
+static void pop_head(struct wrk *w, struct relay_member *m)
+{
+    struct relay_msg *msg = m->q[m->q_head];
+    m->q_head = (m->q_head + 1) & (m->q_cap - 1);
+    m->q_n--;
+    m->off = 0;
+    WRK_INC(w->st.relay_deliveries);
+    WRK_INC(w->st.msgs_out[EP_RELAY]);
+    msg_unref(msg);
+}
+
+/* Account for `done` bytes sent from the queue, head first. */
+static void queue_sent(struct wrk *w, struct relay_member *m, size_t done)
+{
+    while (done > 0 && m->q_n > 0) {
+        size_t rest = m->q[m->q_head]->len - m->off;
+        if (done < rest) {
+            m->off += done;
+            m->backlog -= done;
+            return;
+        }
+        done -= rest;
+        m->backlog -= rest;
+        pop_head(w, m);
+    }
+}
+
+/* Send m's pending output: the rest of a partly sent message first (nothing
+ * may cut into a frame), then c->out (control frames, the 101), then the
+ * queued messages; one sendmsg per RELAY_IOV pieces until done or EAGAIN. */
+static void member_flush(struct wrk *w, struct relay_member *m)
+{
+    struct conn *c = m->c;
+    for (;;) {
+        struct iovec iov[RELAY_IOV];
+        size_t n = 0, want = 0, outlen = c->out ? rb_len(&c->out->rb) : 0;
+        uint32_t i = 0, mask = m->q_cap - 1;
+        bool partial = m->q_n > 0 && m->off > 0;
+        if (partial) {
+            struct relay_msg *msg = m->q[m->q_head];
+            iov[n++] = (struct iovec){msg->frame + m->off, msg->len - m->off};
+            i = 1;
+        }
+        if (outlen)
+            iov[n++] = (struct iovec){rb_data(&c->out->rb), outlen};
+        for (; i < m->q_n && n < RELAY_IOV; i++) {
+            struct relay_msg *msg = m->q[(m->q_head + i) & mask];
+            iov[n++] = (struct iovec){msg->frame, msg->len};
+        }
+        if (n == 0)
+            break;
+        for (size_t k = 0; k < n; k++)
+            want += iov[k].iov_len;
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
+        ssize_t r;
+        do
+            r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            if (errno == EAGAIN)
+                break; /* EPOLLOUT brings us back */
+            conn_close(w, c);
+            return;
+        }
+        size_t done = (size_t)r;
+        WRK_ADD(w->st.bytes_out[EP_RELAY], done);
+        if (partial) {
+            size_t rest = iov[0].iov_len;
+            queue_sent(w, m, done < rest ? done : rest);
+            done = done < rest ? 0 : done - rest;
+        }
+        if (outlen) {
+            size_t k = done < outlen ? done : outlen;
+            rb_consume(&c->out->rb, k);
+            done -= k;
+        }
+        queue_sent(w, m, done);
+        if ((size_t)r < want)
+            break; /* the socket is full */
+    }
+    conn_out_written(w, c); /* may close c (drain finished): m is gone then */
+}
+
+void wrk_flush_writes(struct wrk *w)
+{
+    if (!reg.slots)
+        return;
+    struct rslot *s = &reg.slots[w->id];
+    struct relay_member *m;
+    while ((m = s->dirty) != NULL) {
+        dirty_del(w, m);
+        if (m->c->state != CS_CLOSED)
+            member_flush(w, m);
+    }
+}
+
+bool relay_has_dirty(const struct wrk *w)
+{
+    return reg.slots && reg.slots[w->id].dirty != NULL;
+}
+
+uint64_t relay_channels(void)
+{
+    return atomic_load_explicit(&reg.channels, memory_order_relaxed);
+}
+
+uint64_t relay_members(int worker_id)
+{
+    if (!reg.slots || worker_id < 0 || worker_id >= reg.n_workers)
+        return 0;
+    return atomic_load_explicit(&reg.slots[worker_id].members, memory_order_relaxed);
+}
