@@ -49,7 +49,7 @@ def fragments(data, seed):
 
 
 class Echo(wsr.ServerTestCase):
-    FLAGS = ("--threads", "2")
+    FLAGS = ("--threads", "2", "--close-timeout", "2")
 
     # ---- /websocket: "echo:" prefix, same opcode ----
     def test_prefix_text_and_binary_raw(self):
@@ -124,7 +124,7 @@ class Echo(wsr.ServerTestCase):
 
         async def go():
             async with websockets.connect(self.server.url("/echo"), max_size=None, compression=None,
-                                          open_timeout=10 * wsr.SLOW) as ws:
+                                          open_timeout=10 * wsr.SLOW, close_timeout=2 * wsr.SLOW) as ws:
                 await ws.send([b"ab", b"", b"cd" * 40000])
                 return await ws.recv()
         self.assertEqual(wsr.ws_run(go), b"ab" + b"cd" * 40000)
@@ -178,29 +178,54 @@ class Echo(wsr.ServerTestCase):
         for code in (1000, 1001, 1003, 1011, 3000, 4999):
             with self.subTest(code=code), self.raw("/echo") as ws:
                 ws.send_close(code, b"bye")
-                f = ws.expect_close(code, reply=False)
+                f = ws.expect_close(code, reply=False, wait_eof=False)
                 self.assertTrue(f.fin)
 
     def test_close_after_messages(self):
         with self.raw("/websocket") as ws:
             ws.send(ws.frame_bytes(wsr.OP_TEXT, b"last") + ws.frame_bytes(wsr.OP_CLOSE, struct.pack("!H", 1000)))
             self.assertEqual(ws.recv_message(), (wsr.OP_TEXT, b"echo:last"))
-            ws.expect_close(1000, reply=False)
+            ws.expect_close(1000, reply=False, wait_eof=False)
 
     def test_empty_close_answered_empty(self):
         with self.raw("/echo") as ws:
             ws.send_close(None)
-            f = ws.expect_close(None, reply=False)
+            f = ws.expect_close(None, reply=False, wait_eof=False)
             self.assertEqual(f.payload, b"")
 
     def test_python_client_close_code(self):
         import websockets
 
         async def go():
-            ws = await websockets.connect(self.server.url("/echo"), open_timeout=10 * wsr.SLOW)
+            ws = await websockets.connect(self.server.url("/echo"), open_timeout=10 * wsr.SLOW,
+                                          close_timeout=2 * wsr.SLOW)
             await ws.close(1000, "done")
             return ws.close_code
         self.assertEqual(wsr.ws_run(go), 1000)
+
+
+class PromptClose(wsr.ServerTestCase):
+    """Once the close handshake is complete the server closes TCP right away, not when --close-timeout (60 s here)
+    runs out. IO_TIMEOUT (10 s) bounds the wait."""
+    FLAGS = ("--threads", "1", "--close-timeout", "60")
+
+    def test_after_client_close(self):
+        # Spec: "a close from the client is answered with a close echoing its code and then the server closes TCP".
+        with self.raw("/echo") as ws:
+            ws.send_close(1000)
+            ws.expect_close(1000, reply=False)
+        with self.raw("/websocket") as ws:
+            ws.send_close(None)
+            ws.expect_close(None, reply=False)
+
+    def test_after_server_close_answered(self):
+        # The server fails the connection (1002, 1007); the client answers with a close: the server must close TCP.
+        with self.raw("/echo") as ws:
+            ws.send_frame(wsr.OP_TEXT, b"x", mask=False)
+            ws.expect_close(1002)
+        with self.raw("/echo") as ws:
+            ws.send_frame(wsr.OP_TEXT, b"\xff")
+            ws.expect_close(1007)
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ class IdlePing(wsr.ServerTestCase):
 
         async def go():
             async with websockets.connect(self.server.url("/echo"), ping_interval=None,
-                                          open_timeout=10 * wsr.SLOW) as ws:
+                                          open_timeout=10 * wsr.SLOW, close_timeout=2 * wsr.SLOW) as ws:
                 await asyncio.sleep(4.5)
                 await ws.send("still connected")
                 return await ws.recv()
@@ -205,7 +205,7 @@ class IdlePing(wsr.ServerTestCase):
 
 
 class IdleTimeout(wsr.ServerTestCase):
-    FLAGS = ("--threads", "1", "--ping-interval", "0", "--idle-timeout", "2")
+    FLAGS = ("--threads", "1", "--ping-interval", "0", "--idle-timeout", "2", "--close-timeout", "1")
 
     def test_silent_client_closed(self):
         with self.raw("/echo") as ws:

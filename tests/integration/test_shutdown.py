@@ -52,7 +52,8 @@ class Shutdown(unittest.TestCase):
 
         with wsr.Server("--threads", "1", "--close-timeout", "2") as srv:
             async def go():
-                async with websockets.connect(srv.url("/echo"), open_timeout=10 * wsr.SLOW) as ws:
+                async with websockets.connect(srv.url("/echo"), open_timeout=10 * wsr.SLOW,
+                                              close_timeout=2 * wsr.SLOW) as ws:
                     await ws.send("x")
                     await ws.recv()
                     srv.signal(signal.SIGTERM)
