@@ -358,6 +358,8 @@ static void ws_process(struct wrk *w, struct conn *c)
                 return;
             conn_set_state(w, c, CS_DRAIN);
             wrk_timer_set(w, c, w->close_ticks);
+            if (c->rm)
+                relay_kick(w, c); /* its flush shuts down writes once all is sent */
             p = end;
             break;
         case WS_EV_NONE:
