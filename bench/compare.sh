@@ -22,7 +22,8 @@
 #   WORKLOADS  subset of: w1 w2 w3 w4 w5
 #   IDLE_CONNS connections for w4 (default 10000); RATE for w5 (default 50000)
 #   OUT        report path (default bench/RESULTS.md); RAW keeps the JSON lines
-#              (default $B/compare-raw.jsonl)
+#              (default $B/compare-raw.jsonl) and RAW.meta the run's facts
+#   REPORT_ONLY=1  no runs: rewrite OUT from an earlier run's RAW and RAW.meta
 # Smoke: DURATION=1 ROUNDS=1 SERVERS="wsrelay tcp_echo" WORKLOADS="w1 w2" OUT=/tmp/r.md bench/compare.sh
 # Exit status: 0 when every run succeeded, 1 when any failed (the report is
 # written either way and marks the failures), 2 on bad usage or missing
@@ -87,10 +88,11 @@ for s in $SERVERS; do
     wsrelay) need+=("$B/wsrelay") ;;
     lws) need+=("$B/bench/peers/lws_echo") ;;
     tcp_echo) need+=("$B/bench/peers/tcp_echo") ;;
-    node_ws) [[ -d bench/peers/node/node_modules/ws ]] || { echo "compare: run scripts/deps.sh (npm ci in bench/peers/node)" >&2; exit 2; } ;;
+    node_ws) [[ ${REPORT_ONLY:-0} == 1 || -d bench/peers/node/node_modules/ws ]] || { echo "compare: run scripts/deps.sh (npm ci in bench/peers/node)" >&2; exit 2; } ;;
     esac
 done
-for p in "${need[@]}"; do
+[[ ${REPORT_ONLY:-0} == 1 ]] && need=()
+for p in "${need[@]+"${need[@]}"}"; do
     [[ -x $p ]] || { echo "compare: missing $p (make BUILD=... all ${B}/bench/peers/lws_echo ${B}/bench/peers/tcp_echo)" >&2; exit 2; }
 done
 command -v taskset >/dev/null || { echo "compare: taskset missing (util-linux)" >&2; exit 2; }
@@ -164,81 +166,92 @@ print(json.dumps({"round": int(r), "workload": w, "server": s, "rc": int(rc), "r
 EOF
 }
 
-mkdir -p "$(dirname "$RAW")"
-: >"$RAW"
-loads=()
-started=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
-fails=0
-for ((r = 1; r <= ROUNDS; r++)); do
-    loads+=("round $r start: $(cut -d' ' -f1-3 /proc/loadavg)")
-    echo "== round $r/$ROUNDS (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-    for w in $WORKLOADS; do
-        for s in $SERVERS; do
-            if ! start "$s"; then
-                note="server did not start: $(tail -n 2 "$srv_err" | tr '\n' ' ')"
-                echo "   $w $s: FAIL $note" >&2
-                record "$r" "$w" "$s" 99 "" "$note"
-                fails=$((fails + 1))
-                stop
-                continue
-            fi
-            raw=()
-            [[ $s == tcp_echo ]] && raw=(--raw)
-            # shellcheck disable=SC2046 # workload args are split on purpose
-            cmd=(taskset -c "$CLIENT_CPU" "$WSLOAD" -q --json "${raw[@]}" $(workload_args "$w")
-                 --server-pid "$srv_pid" "ws://127.0.0.1:$port/echo")
-            timeout -k 5 "$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { print int(d + w + 90) }')" \
-                "${cmd[@]}" >"$tmp/load.out" 2>"$tmp/load.err"
-            rc=$?
-            js=$(grep '^{' "$tmp/load.out" | tail -n 1)
-            note=
-            if [[ $rc -ne 0 ]]; then
-                note=$(grep -v '^wsload: conn [0-9]*:' "$tmp/load.err" | tail -n 2 | tr '\n' ' ')
-                first=$(grep -m1 '^wsload: conn [0-9]*:' "$tmp/load.err" | sed 's/^wsload: conn [0-9]*: //')
-                [[ -n $first ]] && note="$note first error: $first"
-                if kill -0 "$srv_pid" 2>/dev/null; then
-                    [[ -n $(ss -Htln "sport = :$port" 2>/dev/null) ]] || note="$note (port $port: no listener)"
-                else
-                    note="$note (server died)"
+# measure: every round, workload and server; appends to RAW, writes RAW.meta.
+measure() {
+    mkdir -p "$(dirname "$RAW")"
+    : >"$RAW"
+    loads=()
+    started=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+    for ((r = 1; r <= ROUNDS; r++)); do
+        loads+=("round $r start: $(cut -d' ' -f1-3 /proc/loadavg)")
+        echo "== round $r/$ROUNDS (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+        for w in $WORKLOADS; do
+            for s in $SERVERS; do
+                if ! start "$s"; then
+                    note="server did not start: $(tail -n 2 "$srv_err" | tr '\n' ' ')"
+                    echo "   $w $s: FAIL $note" >&2
+                    record "$r" "$w" "$s" 99 "" "$note"
+                    fails=$((fails + 1))
+                    stop
+                    continue
                 fi
-                err=$(tail -n 2 "$srv_err" | tr '\n' ' ')
-                [[ -n $err ]] && note="$note server stderr: $err"
-                fails=$((fails + 1))
-            fi
-            record "$r" "$w" "$s" "$rc" "$js" "$note"
-            echo "   $w $s: rc $rc ${js:0:160}" >&2
-            stop
+                raw=()
+                [[ $s == tcp_echo ]] && raw=(--raw)
+                # shellcheck disable=SC2046 # workload args are split on purpose
+                cmd=(taskset -c "$CLIENT_CPU" "$WSLOAD" -q --json "${raw[@]}" $(workload_args "$w")
+                     --server-pid "$srv_pid" "ws://127.0.0.1:$port/echo")
+                timeout -k 5 "$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { print int(d + w + 90) }')" \
+                    "${cmd[@]}" >"$tmp/load.out" 2>"$tmp/load.err"
+                rc=$?
+                js=$(grep '^{' "$tmp/load.out" | tail -n 1)
+                note=
+                if [[ $rc -ne 0 ]]; then
+                    note=$(grep -v '^wsload: conn [0-9]*:' "$tmp/load.err" | tail -n 2 | tr '\n' ' ')
+                    first=$(grep -m1 '^wsload: conn [0-9]*:' "$tmp/load.err" | sed 's/^wsload: conn [0-9]*: //')
+                    [[ -n $first ]] && note="$note first error: $first"
+                    if kill -0 "$srv_pid" 2>/dev/null; then
+                        [[ -n $(ss -Htln "sport = :$port" 2>/dev/null) ]] || note="$note (port $port: no listener)"
+                    else
+                        note="$note (server died)"
+                    fi
+                    err=$(tail -n 2 "$srv_err" | tr '\n' ' ')
+                    [[ -n $err ]] && note="$note server stderr: $err"
+                    fails=$((fails + 1))
+                fi
+                record "$r" "$w" "$s" "$rc" "$js" "$note"
+                echo "   $w $s: rc $rc ${js:0:160}" >&2
+                stop
+            done
         done
+        loads+=("round $r end: $(cut -d' ' -f1-3 /proc/loadavg)")
     done
-    loads+=("round $r end: $(cut -d' ' -f1-3 /proc/loadavg)")
-done
-finished=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+    finished=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 
-# ---- report --------------------------------------------------------------------
-ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
-{
-    echo "started=$started"
-    echo "finished=$finished"
-    echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n1)"
-    echo "cores=$(nproc)"
-    echo "kernel=$(uname -sr)"
-    echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-    echo "duration=$DURATION"
-    echo "warmup=$WARMUP"
-    echo "rounds=$ROUNDS"
-    echo "rate=$RATE"
-    echo "idle_conns=$IDLE_CONNS"
-    echo "nofile=$(ulimit -n)"
-    echo "v_lws=libwebsockets $(ver libwebsockets-dev)"
-    echo "v_node=node $(node --version 2>/dev/null), ws $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' bench/peers/node/node_modules/ws/package.json 2>/dev/null | head -n1)"
-    echo "v_py=python $($PY -c 'import platform; print(platform.python_version())'), websockets $(ver python3-websockets)"
-    echo "v_bottle=bottle $(ver python3-bottle), gevent $(ver python3-gevent), gevent-websocket $(ver python3-gevent-websocket)"
-    for l in "${loads[@]}"; do echo "load=$l"; done
-    for s in $SERVERS; do echo "cmd_$s=taskset -c $SERVER_CPU $(server_cmd "$s")"; done
-    for w in $WORKLOADS; do echo "wl_$w=taskset -c $CLIENT_CPU $WSLOAD -q --json $(workload_args "$w") --server-pid PID ws://127.0.0.1:PORT/echo"; done
-    echo "servers=$SERVERS"
-    echo "workloads=$WORKLOADS"
-} >"$tmp/meta"
+    # ---- report --------------------------------------------------------------------
+    ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
+    {
+        echo "started=$started"
+        echo "finished=$finished"
+        echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n1)"
+        echo "cores=$(nproc)"
+        echo "kernel=$(uname -sr)"
+        echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+        echo "duration=$DURATION"
+        echo "warmup=$WARMUP"
+        echo "rounds=$ROUNDS"
+        echo "rate=$RATE"
+        echo "idle_conns=$IDLE_CONNS"
+        echo "nofile=$(ulimit -n)"
+        echo "v_lws=libwebsockets $(ver libwebsockets-dev)"
+        echo "v_node=node $(node --version 2>/dev/null), ws $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' bench/peers/node/node_modules/ws/package.json 2>/dev/null | head -n1)"
+        echo "v_py=python $($PY -c 'import platform; print(platform.python_version())'), websockets $(ver python3-websockets)"
+        echo "v_bottle=bottle $(ver python3-bottle), gevent $(ver python3-gevent), gevent-websocket $(ver python3-gevent-websocket)"
+        for l in "${loads[@]}"; do echo "load=$l"; done
+        for s in $SERVERS; do echo "cmd_$s=taskset -c $SERVER_CPU $(server_cmd "$s")"; done
+        for w in $WORKLOADS; do echo "wl_$w=taskset -c $CLIENT_CPU $WSLOAD -q --json $(workload_args "$w") --server-pid PID ws://127.0.0.1:PORT/echo"; done
+        echo "servers=$SERVERS"
+        echo "workloads=$WORKLOADS"
+    } >"$tmp/meta"
+    cp "$tmp/meta" "$RAW.meta"
+}
+
+fails=0
+if [[ ${REPORT_ONLY:-0} == 1 ]]; then
+    [[ -f $RAW && -f $RAW.meta ]] || { echo "compare: REPORT_ONLY needs $RAW and $RAW.meta" >&2; exit 2; }
+    cp "$RAW.meta" "$tmp/meta"
+else
+    measure
+fi
 mkdir -p "$(dirname "$OUT")"
 $PY - "$tmp/meta" "$RAW" >"$OUT" <<'EOF'
 import json, statistics, sys
@@ -297,6 +310,18 @@ def cell(w, s):
 def load_of(w, s):
     """Median 1-minute load average at the end of the (workload, server) runs."""
     return statistics.median([run.get("load1", 0.0) for run in runs if run["workload"] == w and run["server"] == s])
+
+
+def busy(res):
+    """The server's CPU use during the run, in cores (None without a PID)."""
+    us = res.get("server_cpu_us_per_msg")
+    return None if us is None else us * res["msgs_per_s"] / 1e6
+
+
+def saturated(good):
+    """w5: the server fell short of the offered rate or used a whole core."""
+    b = med([busy(r) for r in good])
+    return med([r["msgs_per_s"] for r in good]) < 0.95 * rate or (b is not None and b >= 0.9)
 
 
 def med(vals):
@@ -377,14 +402,14 @@ for s in servers:
             v = fmt(med([value(r, key) for r in good]), kind)
             if bad:
                 v += " (%d/%d ok)" % (len(good), len(good) + len(bad))
-            if w == "w5" and med([r["msgs_per_s"] for r in good]) < 0.95 * rate:
+            if w == "w5" and saturated(good):
                 v += " sat."
             row.append(v)
     p("| " + " | ".join(row) + " |")
 p("")
 if "w5" in workloads:
-    p("`sat.`: the server did not keep up with the offered rate in w5 (it answered under 95% of it), so its "
-      "p99 is queueing delay, not service time.")
+    p("`sat.`: in w5 the server answered under 95%% of the offered %d msgs/s or was busy 90%% of a core or "
+      "more: it is at its limit there, so its p99 is mostly queueing delay, not service time." % rate)
     p("")
 ref = "wsrelay" if "wsrelay" in servers else None
 if ref:
@@ -438,12 +463,12 @@ for w in workloads:
                 fmt(med([r.get("rss_after_kb") for r in good]), "bytes"),
                 med([r["connections"] for r in good]), len(good), len(good) + len(bad)))
         continue
-    p("| server | msgs/s | MB/s | server µs/msg | p50 µs | p99 µs | wsload CPU % | load avg | ok rounds |")
-    p("|---|---|---|---|---|---|---|---|---|")
+    p("| server | msgs/s | MB/s | server µs/msg | server CPU % | p50 µs | p99 µs | wsload CPU % | load avg | ok rounds |")
+    p("|---|---|---|---|---|---|---|---|---|---|")
     for s in servers:
         good, bad = cell(w, s)
         if not good:
-            p("| %s | FAIL | | | | | | | 0/%d |" % (LABEL.get(s, s), len(bad)))
+            p("| %s | FAIL | | | | | | | | 0/%d |" % (LABEL.get(s, s), len(bad)))
             continue
         m = [r["msgs_per_s"] for r in good]
         mb = [r["mb_per_s"] for r in good]
@@ -451,9 +476,10 @@ for w in workloads:
         p50 = [r["lat_us"]["p50"] for r in good]
         p99 = [r["lat_us"]["p99"] for r in good]
         cl = [r["client_cpu_pct"] for r in good]
-        p("| %s | %s%s | %s%s | %s%s | %s | %s%s | %.0f | %.2f | %d/%d |" % (
+        bz = med([busy(r) for r in good])
+        p("| %s | %s%s | %s%s | %s%s | %s | %s | %s%s | %.0f | %.2f | %d/%d |" % (
             LABEL.get(s, s), fmt(med(m), "rate"), spread(m, "rate"), fmt(med(mb), "mb"), spread(mb, "mb"),
-            fmt(med(cpu), "us"), spread(cpu, "us"), fmt(med(p50), "lat"), fmt(med(p99), "lat"),
+            fmt(med(cpu), "us"), spread(cpu, "us"), "n/a" if bz is None else "%.0f" % (bz * 100), fmt(med(p50), "lat"), fmt(med(p99), "lat"),
             spread(p99, "lat"), med(cl), load_of(w, s), len(good), len(good) + len(bad)))
 p("")
 p("## Failures")
