@@ -21,12 +21,16 @@
 #include "net/static_files.h"
 #include "net/wrk.h"
 
-enum { CF_EOF = 64 }; /* peer shut down its side: close once output drains */
+enum {
+    CF_EOF = 64,    /* close once output drains: the peer sent EOF or its close frame */
+    CF_RDHUP = 128, /* epoll reported the peer's FIN: read on to the EOF */
+};
 
 static const struct http_limits http_lim = {HTTP_MAX_LINE, HTTP_MAX_HEAD};
 static const char echo_prefix[] = "echo:";
 
 static void conn_process(struct wrk *w, struct conn *c);
+static bool flush_iov(struct wrk *w, struct conn *c);
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -42,7 +46,11 @@ static bool out_append(struct wrk *w, struct conn *c, const void *p, size_t n)
     }
     if (rb_append(&c->out->rb, p, n))
         return true;
-    struct buf *nb = wrk_buf_get(w, rb_len(&c->out->rb) + n);
+    /* Grow geometrically so a long backlog is copied O(1) times per byte. */
+    size_t want = rb_len(&c->out->rb) + n;
+    if (want < 2 * c->out->rb.cap)
+        want = 2 * c->out->rb.cap;
+    struct buf *nb = wrk_buf_get(w, want);
     if (!nb)
         return false;
     rb_append(&nb->rb, rb_data(&c->out->rb), rb_len(&c->out->rb));
@@ -93,6 +101,8 @@ static bool out_flush(struct wrk *w, struct conn *c)
         ssize_t n = send(c->fd, rb_data(&c->out->rb), rb_len(&c->out->rb), MSG_NOSIGNAL);
         if (n > 0) {
             rb_consume(&c->out->rb, (size_t)n);
+            if (c->state != CS_WS)
+                c->last_rx = w->now; /* progress: a slow reader is not a stalled one */
             WRK_ADD(w->st.bytes_out[c->ep], n);
             continue;
         }
@@ -112,8 +122,25 @@ static bool out_flush(struct wrk *w, struct conn *c)
  * did not take into c->out. Returns false if c closed. */
 static bool conn_flush(struct wrk *w, struct conn *c)
 {
-    if (w->n_iov == 0)
+    if (c->state == CS_CLOSED)
+        return false;
+    if (w->n_iov > 0 && !flush_iov(w, c))
+        return false;
+    /* Replies may also have gone straight into c->out (output was pending). */
+    if (c->out && rb_len(&c->out->rb) > w->cfg->max_backlog && !(c->flags & CF_PAUSED)) {
+        c->flags |= CF_PAUSED;
+        WRK_INC(w->st.pauses);
+    }
+    if (!c->out && c->state == CS_DRAIN) {
+        out_drained_some(w, c); /* everything sent: shut down writes now */
         return c->state != CS_CLOSED;
+    }
+    return true;
+}
+
+/* The sendmsg half of conn_flush. */
+static bool flush_iov(struct wrk *w, struct conn *c)
+{
     size_t n_iov = w->n_iov;
     w->n_iov = 0;
     w->slab_used = 0;
@@ -146,27 +173,20 @@ static bool conn_flush(struct wrk *w, struct conn *c)
         }
         done = 0;
     }
-    if (c->out && rb_len(&c->out->rb) > w->cfg->max_backlog && !(c->flags & CF_PAUSED)) {
-        c->flags |= CF_PAUSED;
-        WRK_INC(w->st.pauses);
-    }
-    if (!c->out && c->state == CS_DRAIN) {
-        out_drained_some(w, c); /* everything sent: shut down writes now */
-        return c->state != CS_CLOSED;
-    }
     return true;
 }
 
 /* Append n bytes to the slab as reply bytes, growing the last iovec when it
  * already ends at the slab's end, so a run of small replies is one iovec.
  * The caller has checked that the slab and w->iov have room. */
-static void slab_put(struct wrk *w, const void *p, size_t n)
+static void slab_put(struct wrk *w, struct conn *c, const void *p, size_t n)
 {
     if (n == 0)
         return;
     uint8_t *dst = w->slab + w->slab_used;
     memcpy(dst, p, n);
     w->slab_used += n;
+    w->iov_owner = c;
     if (w->slab_iov && w->slab_iov == w->n_iov) {
         w->iov[w->n_iov - 1].iov_len += n;
         return;
@@ -203,12 +223,13 @@ static bool ws_queue(struct wrk *w, struct conn *c, uint8_t op,
         if (c->out)
             return ws_queue(w, c, op, a, alen, b, blen);
     }
-    slab_put(w, hdr, hlen);
+    slab_put(w, c, hdr, hlen);
     if (pack) {
-        slab_put(w, a, alen);
-        slab_put(w, b, blen);
+        slab_put(w, c, a, alen);
+        slab_put(w, c, b, blen);
         return true;
     }
+    w->iov_owner = c;
     if (alen)
         w->iov[w->n_iov++] = (struct iovec){(void *)a, alen};
     if (blen)
@@ -234,7 +255,7 @@ static bool ws_queue_close(struct wrk *w, struct conn *c, uint16_t code, const c
         if (c->out)
             return out_append(w, c, frame, n) || (conn_close(w, c), false);
     }
-    slab_put(w, frame, n);
+    slab_put(w, c, frame, n);
     return true;
 }
 
@@ -356,6 +377,9 @@ static void ws_process(struct wrk *w, struct conn *c)
             if (c->state == CS_WS &&
                 !ws_queue_close(w, c, ev.code == 1005 ? 0 : ev.code, NULL))
                 return;
+            /* The handshake is complete once our close is out: close TCP
+             * then (RFC 6455 §7.1.1: the server closes first), no linger. */
+            c->flags |= CF_EOF;
             conn_set_state(w, c, CS_DRAIN);
             wrk_timer_set(w, c, w->close_ticks);
             if (c->rm)
@@ -605,6 +629,19 @@ static void http_handle(struct wrk *w, struct conn *c, const struct http_req *re
 static void http_process(struct wrk *w, struct conn *c)
 {
     while (c->state == CS_HTTP && c->in && rb_len(&c->in->rb) > 0) {
+        /* Pipelined requests whose answers the client is not reading: stop
+         * parsing until it catches up (resumed from the ready list). */
+        if (c->out && rb_len(&c->out->rb) > w->cfg->max_backlog) {
+            if (!out_flush(w, c))
+                return;
+            if (c->out && rb_len(&c->out->rb) > w->cfg->max_backlog) {
+                if (!(c->flags & CF_PAUSED)) {
+                    c->flags |= CF_PAUSED;
+                    WRK_INC(w->st.pauses);
+                }
+                break;
+            }
+        }
         struct http_req req;
         uint8_t *p = rb_data(&c->in->rb);
         ptrdiff_t n = http_parse_request(&c->u.hp, &http_lim, p, p + rb_len(&c->in->rb), &req);
@@ -679,7 +716,7 @@ static void conn_on_readable(struct wrk *w, struct conn *c)
             conn_process(w, c);
             /* Edge-triggered: a short read drained the socket, and bytes
              * arriving later raise a new edge. */
-            if ((size_t)n < avail)
+            if ((size_t)n < avail && !(c->flags & CF_RDHUP))
                 return;
             continue;
         }
@@ -726,6 +763,8 @@ void conn_dispatch(struct wrk *w, struct conn *c, uint32_t events)
         relay_writable(w, c); /* flushed with the other members this pass */
     else if ((events & EPOLLOUT) && c->out && !out_flush(w, c))
         return;
+    if (events & (EPOLLRDHUP | EPOLLHUP))
+        c->flags |= CF_RDHUP;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
         conn_on_readable(w, c);
 }
@@ -741,6 +780,22 @@ void conn_timeout(struct wrk *w, struct conn *c)
 {
     switch (c->state) {
     case CS_HTTP:
+    case CS_DRAIN:
+        if (c->out && rb_len(&c->out->rb) > 0) {
+            /* Still sending: allow as long as the peer keeps taking bytes. */
+            uint32_t limit = c->state == CS_HTTP ? w->hs_ticks : w->close_ticks;
+            uint32_t quiet = w->now - c->last_rx;
+            if (quiet < limit) {
+                wrk_timer_set(w, c, limit - quiet);
+                return;
+            }
+            conn_close(w, c);
+            return;
+        }
+        if (c->state == CS_DRAIN) {
+            conn_close(w, c);
+            return;
+        }
         if (c->in && rb_len(&c->in->rb) > 0) {
             rb_consume(&c->in->rb, rb_len(&c->in->rb));
             http_error(w, c, 408);
@@ -764,7 +819,6 @@ void conn_timeout(struct wrk *w, struct conn *c)
         return;
     }
     case CS_CLOSING:
-    case CS_DRAIN:
         conn_close(w, c);
         return;
     case CS_CLOSED:

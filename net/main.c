@@ -87,6 +87,9 @@ static uint32_t parse_duration(const char *flag, const char *s, bool zero_ok)
 {
     char *end;
     errno = 0;
+    if (strspn(s, "0123456789.") == 0 || s[strspn(s, "0123456789.")] == 'x' ||
+        s[strspn(s, "0123456789.")] == 'e' || s[strspn(s, "0123456789.")] == 'E')
+        bad_flag(flag, s, "expected seconds (e.g. 10, 0.5 or 500ms)");
     double v = strtod(s, &end);
     double ms = v * 1000.0;
     if (strcmp(end, "ms") == 0)
@@ -191,7 +194,7 @@ int main(int argc, char **argv)
 
     opterr = 0;
     int o;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         const char *flag = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
         switch (o) {
         case O_HOST: host = optarg; break;
@@ -251,6 +254,10 @@ int main(int argc, char **argv)
         snprintf(why, sizeof why, "unexpected argument '%s' (see --help)", argv[optind]);
         bad_flag(argv[optind], NULL, why);
     }
+    if (cfg.threads < 1)
+        cfg.threads = 1;
+    if (cfg.threads > MAX_THREADS)
+        cfg.threads = MAX_THREADS;
     if (!frame_set || cfg.max_frame > cfg.max_message)
         cfg.max_frame = cfg.max_message;
     cfg.origins = origins;

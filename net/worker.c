@@ -137,7 +137,7 @@ static int wrk_timeout_ms(const struct wrk *w)
 
 void wrk_ready_add(struct wrk *w, struct conn *c)
 {
-    if (c->flags & CF_READY)
+    if ((c->flags & CF_READY) || c->state == CS_CLOSED)
         return;
     c->flags |= CF_READY;
     c->link = w->ready;
@@ -169,6 +169,10 @@ void conn_close(struct wrk *w, struct conn *c)
     if (c->rm)
         relay_leave(w, c);
     /* Closing the fd removes it from the epoll set (we never dup it). */
+    if (w->iov_owner == c) { /* replies gathered for c point into its buffers */
+        w->n_iov = w->slab_used = w->slab_iov = 0;
+        w->iov_owner = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     wrk_timer_del(w, c);

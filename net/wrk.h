@@ -149,6 +149,7 @@ struct wrk {
     /* Reply scratch for the conn being served: filled, then one writev. */
     size_t n_iov, slab_used;
     size_t slab_iov;         /* n_iov when the last iovec ends at the slab's end, else 0 */
+    struct conn *iov_owner;  /* conn whose replies the scratch holds; conn_close drops them */
     struct iovec iov[WRK_IOV];
     uint8_t slab[WRK_SLAB];
 
