@@ -73,6 +73,14 @@ def ipv6_available():
 # The server process
 # --------------------------------------------------------------------------------------------------------------------
 
+def _die_with_parent():
+    """In the child before exec: SIGKILL it if this test process dies (e.g. killed by the runner's timeout), so no
+    server outlives its test."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class Server:
     """One wsrelay process started with `flags` on --port 0. Use as a context manager or call start()/stop().
 
@@ -94,7 +102,8 @@ class Server:
         self._out = tempfile.TemporaryFile()
         self._err = tempfile.TemporaryFile()
         argv = [self.binary, "--host", self.host, "--port", "0"] + self.flags
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, cwd=REPO)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, cwd=REPO,
+                                     preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.start_timeout
         while True:
             self._out.seek(0)
