@@ -337,7 +337,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++)
         wrk_stop(workers[i]);
     for (int i = 0; i < n; i++)
-        wrk_join_free(workers[i]);
+        wrk_join(workers[i]);
+    for (int i = 0; i < n; i++)
+        wrk_free(workers[i]);
     relay_fini();
     sfiles_close(sf);
     return 0;

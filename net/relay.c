@@ -392,6 +392,8 @@ void relay_leave(struct wrk *w, struct conn *c)
 
 /* ---- delivery ------------------------------------------------------------------- */
 
+static void member_flush(struct wrk *w, struct relay_member *m);
+
 static bool queue_grow(struct relay_member *m)
 {
     uint32_t cap = m->q_cap ? m->q_cap * 2 : RELAY_Q0;
@@ -415,6 +417,15 @@ static unsigned member_push(struct wrk *w, struct relay_member *m, struct relay_
     if (!m->ch || c->state != CS_WS)
         return 0;
     size_t pending = m->backlog + (c->out ? rb_len(&c->out->rb) : 0);
+    if (pending > 0 && pending + msg->len > w->cfg->max_backlog) {
+        /* Deliveries leave once per loop pass, so a burst can pass the limit
+         * before this member was offered a byte: judge only what its socket
+         * refused, after trying to send what is queued. */
+        member_flush(w, m);
+        if (c->state != CS_WS)
+            return 0; /* the flush failed and closed it (m is gone) */
+        pending = m->backlog + (c->out ? rb_len(&c->out->rb) : 0);
+    }
     /* A message larger than the limit still goes to a member that is level
      * with the stream; whole messages only, never part of a frame. */
     if (pending > 0 && pending + msg->len > w->cfg->max_backlog) {

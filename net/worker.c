@@ -434,9 +434,13 @@ void wrk_stop(struct wrk *w)
     (void)n;
 }
 
-void wrk_join_free(struct wrk *w)
+void wrk_join(struct wrk *w)
 {
     pthread_join(w->th, NULL);
+}
+
+void wrk_free(struct wrk *w)
+{
     while (w->pool) {
         struct buf *b = w->pool;
         w->pool = b->next;

@@ -26,7 +26,11 @@ int wrk_start(struct wrk *w);
  * every WebSocket, wait up to the close timeout. Safe from any thread. */
 void wrk_stop(struct wrk *w);
 
-/* Wait for the thread to end, then free everything the worker owns. */
-void wrk_join_free(struct wrk *w);
+/* Wait for the thread to end. */
+void wrk_join(struct wrk *w);
+
+/* Free everything a joined worker owns. Join every worker before freeing
+ * any: a running worker may read the others' counters (GET /metrics). */
+void wrk_free(struct wrk *w);
 
 #endif
