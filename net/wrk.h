@@ -27,7 +27,9 @@
 #endif
 #define WRK_READ_BUDGET 16     /* reads per conn per wake-up before it yields */
 #define WRK_POOL_KEEP 64       /* idle standard buffers a worker keeps */
+#ifndef BUF_STD
 #define BUF_STD (128 * 1024)   /* holds two 64 KiB frames */
+#endif
 #define TICK_MS 50
 #define WHEEL_SLOTS 1024       /* 51.2 s per turn; later deadlines go round again */
 #define HTTP_MAX_LINE (8 * 1024)
