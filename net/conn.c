@@ -701,8 +701,13 @@ static void conn_on_readable(struct wrk *w, struct conn *c)
             conn_close(w, c);
             return;
         }
+        /* Room for the rest of a partial frame in one go, rather than a
+         * sliver at the end of the buffer followed by a move anyway. */
+        size_t want = 1, have = rb_len(&c->in->rb);
+        if (c->state == CS_WS && have && c->u.ws.need > have)
+            want = (size_t)c->u.ws.need - have;
         size_t avail;
-        uint8_t *dst = rb_reserve(&c->in->rb, 1, &avail);
+        uint8_t *dst = rb_reserve(&c->in->rb, want, &avail);
         if (!dst) { /* cannot happen: frames and heads are bounded below cap */
             conn_close(w, c);
             return;

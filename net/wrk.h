@@ -28,7 +28,11 @@
 #define WRK_READ_BUDGET 16     /* reads per conn per wake-up before it yields */
 #define WRK_POOL_KEEP 64       /* idle standard buffers a worker keeps */
 #ifndef BUF_STD
-#define BUF_STD (128 * 1024)   /* holds two 64 KiB frames */
+/* 256 KiB: two 64 KiB frames plus headers fit without moving the second to
+ * the front; 128 KiB cost 19.4 against 18.4 us of server CPU per 64 KiB echo
+ * (w3, interleaved A/B). Idle conns hold no buffer; pages are touched only
+ * as far as bytes arrive. */
+#define BUF_STD (256 * 1024)
 #endif
 #define TICK_MS 50
 #define WHEEL_SLOTS 1024       /* 51.2 s per turn; later deadlines go round again */
