@@ -123,6 +123,11 @@ struct worker {
     uint64_t next_check;      /* connect phase: next timeout scan */
     bool started;             /* closed loop: first messages handed out */
     bool self_echo;           /* relay: ?echo=1, publishers get their own messages too */
+    /* Closed-loop relay (-p without -r; one thread holds every connection):
+     * a publisher keeps at most -p messages not yet delivered to everyone. */
+    uint32_t *rl_cnt;         /* [pub * ring + (seq & ring_mask)]: receivers that have seq */
+    uint64_t *rl_done;        /* [pub]: messages delivered to every receiver */
+    uint32_t rl_expect;       /* receivers per message */
 };
 
 
@@ -257,7 +262,9 @@ static bool can_start(const struct worker *w, const struct conn *c, uint64_t now
             return false;
         return w->o->rate > 0 ? c->tx_seq < c->due_seq : true;
     case R_PUB:
-        return c->tx_seq < c->due_seq;
+        if (w->o->rate > 0)
+            return c->tx_seq < c->due_seq;
+        return c->tx_seq - w->rl_done[c->sched] < w->o->pipeline;
     default:
         return false;
     }
@@ -540,6 +547,22 @@ static int msg_bytes(struct worker *w, struct conn *c, const uint8_t *p, size_t 
     return 0;
 }
 
+/* Closed-loop relay: one receiver has publisher pub's message seq. When
+ * every receiver has the oldest outstanding ones, the publisher may send on. */
+static void relay_delivered(struct worker *w, uint32_t pub, uint64_t seq, uint64_t now)
+{
+    uint32_t *cnt = w->rl_cnt + (size_t)pub * (w->ring_mask + 1);
+    cnt[seq & w->ring_mask]++;
+    bool moved = false;
+    while (w->rl_done[pub] <= seq && cnt[w->rl_done[pub] & w->ring_mask] == w->rl_expect) {
+        cnt[w->rl_done[pub] & w->ring_mask] = 0;
+        w->rl_done[pub]++;
+        moved = true;
+    }
+    if (moved && can_start(w, &w->c[pub], now))
+        mark_dirty(w, &w->c[pub]);
+}
+
 static int msg_end(struct worker *w, struct conn *c, uint64_t now)
 {
     if (!c->msg_known || c->msg_off != c->msg_len) {
@@ -551,7 +574,9 @@ static int msg_end(struct worker *w, struct conn *c, uint64_t now)
         return -1;
     }
     uint64_t sent;
-    if (c->next_seq)
+    if (c->next_seq && w->rl_cnt)
+        sent = w->c[c->msg_src].sent_ns[c->msg_seq & w->ring_mask];
+    else if (c->next_seq)
         sent = intended(w, c->msg_src, c->msg_seq);
     else if (c->sent_ns)
         sent = c->sent_ns[c->msg_seq & w->ring_mask];
@@ -561,6 +586,8 @@ static int msg_end(struct worker *w, struct conn *c, uint64_t now)
     record(w, now > sent ? now - sent : 0, c->msg_len - plen, now);
     if (c->next_seq) {
         c->next_seq[c->msg_src]++;
+        if (w->rl_cnt)
+            relay_delivered(w, (uint32_t)c->msg_src, c->msg_seq, now);
     } else {
         c->rx_seq++;
         if (can_start(w, c, now))
@@ -1115,7 +1142,7 @@ static uint64_t step_phase(struct worker *w, uint64_t now)
             } else if (!w->started) { /* later sends are triggered by replies */
                 w->started = true;
                 for (size_t i = 0; i < w->n; i++)
-                    if (w->c[i].role == R_ECHO && can_start(w, &w->c[i], now))
+                    if ((w->c[i].role == R_ECHO || w->c[i].role == R_PUB) && can_start(w, &w->c[i], now))
                         mark_dirty(w, &w->c[i]);
             }
             uint64_t wait = w->t_end - now;
@@ -1219,6 +1246,13 @@ static int worker_init(struct worker *w, struct wl_thread *t)
     if (!w->c || !w->dirty || !w->sched || !w->wbuf || !w->rbuf)
         return -1;
     w->self_echo = strstr(o->path, "echo=1") != NULL;
+    if (o->mode == WL_MODE_RELAY && o->rate <= 0) { /* main.c allows this with one thread only */
+        w->rl_cnt = calloc((size_t)o->publishers * ring, sizeof *w->rl_cnt);
+        w->rl_done = calloc(o->publishers, sizeof *w->rl_done);
+        if (!w->rl_cnt || !w->rl_done)
+            return -1;
+        w->rl_expect = (uint32_t)(o->conns - 1 + (w->self_echo ? 1 : 0));
+    }
     w->sched_total = o->mode == WL_MODE_RELAY ? o->publishers : o->conns;
     for (size_t j = 0; j < w->n; j++)
         w->c[j].fd = -1;
@@ -1234,7 +1268,8 @@ static int worker_init(struct worker *w, struct wl_thread *t)
             c->role = R_ECHO;
         else
             c->role = id < o->publishers ? R_PUB : R_SUB;
-        if (c->role == R_ECHO && o->rate <= 0 && !(c->sent_ns = calloc(ring, sizeof *c->sent_ns)))
+        if ((c->role == R_ECHO || c->role == R_PUB) && o->rate <= 0 &&
+            !(c->sent_ns = calloc(ring, sizeof *c->sent_ns)))
             return -1;
         if ((c->role == R_SUB || c->role == R_PUB) && !(c->next_seq = calloc(o->publishers, sizeof *c->next_seq)))
             return -1;
@@ -1257,6 +1292,8 @@ static void worker_fini(struct worker *w)
     free(w->c);
     free(w->dirty);
     free(w->sched);
+    free(w->rl_cnt);
+    free(w->rl_done);
     free(w->wbuf);
     free(w->rbuf);
     if (w->epfd >= 0)

@@ -20,7 +20,8 @@ static const char usage[] =
     "usage: wsload [options] ws://HOST:PORT/PATH\n"
     "  -t, --threads N        worker threads, each its own epoll loop (default 1)\n"
     "  -c, --connections N    connections (default 1)\n"
-    "  -p, --pipeline N       messages in flight per connection (default 1; 128 with -r)\n"
+    "  -p, --pipeline N       messages in flight per connection (default 1; 128 with -r);\n"
+    "                         relay without -r: messages per publisher not yet delivered to all\n"
     "  -s, --size N|MIN-MAX   payload bytes, fixed or uniform in a range (K, M suffixes; default 64)\n"
     "      --text, --binary   message type (default binary)\n"
     "  -d, --duration SECS    measured time (default 5; idle: hold time)\n"
@@ -30,7 +31,8 @@ static const char usage[] =
     "      --expect-prefix S  each reply must be S followed by the message (/websocket: echo:)\n"
     "      --source A,B,...   bind connections round-robin to these local addresses\n"
     "      --mode M           echo (default), idle (open and hold -c connections), relay\n"
-    "      --publishers N     relay: the first N connections publish, the rest subscribe (default 1)\n"
+    "      --publishers N     relay: the first N connections publish (and receive the others'),\n"
+    "                         the rest only subscribe (default 1)\n"
     "      --settle SECS      idle: wait after the last connection opens before measuring RSS (default 1)\n"
     "      --server-pid PID   report the server's CPU per message (and RSS per connection when idle)\n"
     "      --raw              the peer is a raw TCP echo: no handshake, frames come back masked\n"
@@ -290,12 +292,19 @@ static void parse_args(struct wl_opts *o, int argc, char **argv)
     if (o->mode == WL_MODE_RELAY) {
         if (o->raw)
             bad("--mode relay needs a WebSocket server, not %s", "--raw");
-        if (o->publishers >= o->conns)
-            bad("--publishers must leave at least one subscriber among -c %s", "connections");
+        /* Publishers are members too: each receives every other publisher's
+         * messages, so -c N --publishers N is "every member publishes". */
+        if (o->publishers > o->conns || o->conns < 2)
+            bad("--publishers must be at most -c, with at least 2 %s", "connections");
         if (o->size_min < WL_RELAY_HDR)
             bad("relay messages carry a 26-byte header: -s must be at least 26, not %s", "less");
-        if (!rate_set)
+        /* -p without -r: closed loop, each publisher keeping at most -p
+         * messages not yet delivered to every member (one thread only: the
+         * count of receivers lives in one event loop). */
+        if (!rate_set && !pipeline_set)
             o->rate = 1000;
+        if (o->rate <= 0 && o->threads != 1)
+            bad("closed-loop relay (-p without -r) needs -t 1, not %s", "more threads");
         if (strncmp(o->path, "/relay/", 7) != 0)
             bad("--mode relay wants a /relay/NAME URL, not %s", o->path);
     }
