@@ -8,7 +8,8 @@
 # For each, with 1 worker (server on CPU 0, wsload on CPU 1) and 2 workers
 # (server on both CPUs, wsload on CPU 1): delivered messages/s, delivery
 # latency p50/p99 and server CPU µs per delivered message (utime+stime from
-# /proc/PID/stat over the measured seconds). Prints a Markdown table.
+# /proc/PID/stat over the measured seconds). Prints a Markdown table; exits 1
+# when any wsload run failed or reported an error.
 # Env: B (build/plain), DURATION (4), INFLIGHT (16), SUBS (1000),
 # CHANNELS (100), MEMBERS (10), WORKERS ("1 2"), RUNS ("r1 r2").
 set -euo pipefail
@@ -43,6 +44,7 @@ start_server() { # workers
 
 stop_server() { kill "$srv"; wait "$srv" 2>/dev/null || true; srv=; }
 
+failed=0
 echo "| run | workers | delivered/s | latency p50 / p99 (ms) | server CPU µs/delivery | wsload errors |"
 echo "|---|---|---|---|---|---|"
 for run in $RUNS; do
@@ -71,7 +73,7 @@ for run in $RUNS; do
         fails=0
         for p in $pids; do wait "$p" || fails=$((fails + 1)); done
         stop_server
-        $PY - "$tmp" "$n" "$t0" "$t1" "$ticks" "$DURATION" "$run" "$wk" "$fails" <<'PYEOF'
+        $PY - "$tmp" "$n" "$t0" "$t1" "$ticks" "$DURATION" "$run" "$wk" "$fails" <<'PYEOF' || failed=$((failed + 1))
 import json, sys, glob, statistics
 d, n, t0, t1, tck, dur, run, wk, fails = sys.argv[1:]
 rows = []
@@ -88,6 +90,8 @@ cpu_us = (int(t1) - int(t0)) / int(tck) * 1e6
 per = cpu_us / (deliv * float(dur)) if deliv else float("nan")
 print("| %s | %s | %.3gM | %.1f / %.1f | %.3f | %d (%d of %s runs reported) |"
       % (run, wk, deliv / 1e6, p50, p99, per, errs, len(rows), n))
+sys.exit(1 if errs or len(rows) != int(n) or deliv <= 0 else 0)
 PYEOF
     done
 done
+exit $((failed > 0))

@@ -185,6 +185,15 @@ EOF_PY
     fi
 fi
 
+# Relay benchmarks (bench/relay.sh), scaled down: 50 subscribers, 4 channels.
+if out=$(B=$B DURATION=1 SUBS=50 CHANNELS=4 timeout -k 5 120 bench/relay.sh 2>&1) &&
+        [[ $(grep -c '^| r[12] |' <<<"$out") -eq 4 ]]; then
+    ok "relay.sh: $(grep '^| r[12] |' <<<"$out" | awk -F'|' '{printf "%s/%sw %s/s; ", $2, $3, $4}')"
+else
+    bad "relay.sh"
+    sed 's/^/        /' <<<"$out" | tail -n 10
+fi
+
 mkdir -p "$(dirname "$TALLY")"
 echo "bench-smoke $pass $fail" >>"$TALLY"
 echo "bench-smoke: $pass passed, $fail failed"
