@@ -16,23 +16,6 @@
 /* RFC 6455 §1.3: the GUID appended to the key before hashing. */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-static uint8_t lower(uint8_t c)
-{
-    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + ('a' - 'A')) : c;
-}
-
-/* [p, p + len) equals the NUL-terminated s, ASCII case-insensitively. */
-static bool eq_ci(const uint8_t *p, size_t len, const char *s)
-{
-    if (strlen(s) != len) /* folded for literals once inlined */
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (lower(p[i]) != lower((uint8_t)s[i]))
-            return false;
-    }
-    return true;
-}
-
 static bool is_b64(uint8_t c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -93,20 +76,20 @@ int hs_check(const struct hs_config *cfg, const struct http_req *req,
     const struct http_header *key = NULL, *version = NULL, *origin = NULL;
     for (size_t i = 0; i < req->n_headers; i++) {
         const struct http_header *h = &req->headers[i];
-        if (eq_ci(h->name, h->name_len, "host")) {
+        if (http_eq_ci(h->name, h->name_len, "host")) {
             n_host++;
-        } else if (eq_ci(h->name, h->name_len, "upgrade")) {
+        } else if (http_eq_ci(h->name, h->name_len, "upgrade")) {
             upgrade = upgrade || http_has_token(h->value, h->value_len, "websocket");
-        } else if (eq_ci(h->name, h->name_len, "connection")) {
+        } else if (http_eq_ci(h->name, h->name_len, "connection")) {
             connection = connection ||
                          http_has_token(h->value, h->value_len, "upgrade");
-        } else if (eq_ci(h->name, h->name_len, "sec-websocket-key")) {
+        } else if (http_eq_ci(h->name, h->name_len, "sec-websocket-key")) {
             n_key++;
             key = h;
-        } else if (eq_ci(h->name, h->name_len, "sec-websocket-version")) {
+        } else if (http_eq_ci(h->name, h->name_len, "sec-websocket-version")) {
             n_version++;
             version = h;
-        } else if (eq_ci(h->name, h->name_len, "origin")) {
+        } else if (http_eq_ci(h->name, h->name_len, "origin")) {
             if (!origin)
                 origin = h;
         }
@@ -133,7 +116,7 @@ int hs_check(const struct hs_config *cfg, const struct http_req *req,
         for (size_t j = 0; j < cfg->n_protocols && !res->protocol; j++) {
             for (size_t i = 0; i < req->n_headers; i++) {
                 const struct http_header *h = &req->headers[i];
-                if (eq_ci(h->name, h->name_len, "sec-websocket-protocol") &&
+                if (http_eq_ci(h->name, h->name_len, "sec-websocket-protocol") &&
                     list_has_exact(h->value, h->value_len, cfg->protocols[j])) {
                     res->protocol = cfg->protocols[j];
                     break;
@@ -209,31 +192,11 @@ ptrdiff_t hs_response_101(const struct hs_result *res, char *dst, size_t cap)
     return o.full ? -1 : (ptrdiff_t)o.len;
 }
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 426: return "Upgrade Required";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-    }
-}
-
 ptrdiff_t hs_response_error(int status, char *dst, size_t cap)
 {
     if (status < 400 || status > 599)
         return -1;
-    const char *why = reason(status);
+    const char *why = http_reason(status);
     /* Body: "<status> <reason>\n". */
     size_t body_len = 3 + 1 + strlen(why) + 1;
     struct out o = {dst, 0, cap, false};

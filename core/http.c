@@ -37,7 +37,7 @@ static bool is_ows(uint8_t c)
 }
 
 /* [p, p + len) equals the NUL-terminated s, ASCII case-insensitively. */
-static bool eq_ci(const uint8_t *p, size_t len, const char *s)
+bool http_eq_ci(const uint8_t *p, size_t len, const char *s)
 {
     if (strlen(s) != len) /* folded for literals once inlined */
         return false;
@@ -172,12 +172,12 @@ static int judge_framing(struct http_req *r)
     r->chunked = false;
     for (size_t i = 0; i < r->n_headers; i++) {
         const struct http_header *h = &r->headers[i];
-        if (eq_ci(h->name, h->name_len, "content-length")) {
+        if (http_eq_ci(h->name, h->name_len, "content-length")) {
             int64_t v = parse_content_length(h->value, h->value_len);
             if (v < 0 || (r->content_length >= 0 && v != r->content_length))
                 return HTTP_E_BAD;
             r->content_length = v;
-        } else if (eq_ci(h->name, h->name_len, "transfer-encoding")) {
+        } else if (http_eq_ci(h->name, h->name_len, "transfer-encoding")) {
             /* The codings of all Transfer-Encoding lines form one list;
              * what matters is its last element. */
             const uint8_t *c;
@@ -185,7 +185,7 @@ static int judge_framing(struct http_req *r)
             if (!last_element(h->value, h->value_len, &c, &clen))
                 return HTTP_E_BAD;
             te = true;
-            r->chunked = eq_ci(c, clen, "chunked");
+            r->chunked = http_eq_ci(c, clen, "chunked");
         }
     }
     /* RFC 9112 §6.3: a request whose final coding is not chunked MUST get a
@@ -312,7 +312,7 @@ ptrdiff_t http_parse_request(struct http_parser *ps,
 const struct http_header *http_find(const struct http_req *r, const char *name)
 {
     for (size_t i = 0; i < r->n_headers; i++) {
-        if (eq_ci(r->headers[i].name, r->headers[i].name_len, name))
+        if (http_eq_ci(r->headers[i].name, r->headers[i].name_len, name))
             return &r->headers[i];
     }
     return NULL;
@@ -330,7 +330,7 @@ bool http_has_token(const uint8_t *v, size_t len, const char *token)
         const uint8_t *t = e;
         while (t > s && is_ows(t[-1]))
             t--;
-        if (t > s && eq_ci(s, (size_t)(t - s), token))
+        if (t > s && http_eq_ci(s, (size_t)(t - s), token))
             return true;
         v = comma ? comma + 1 : end;
     }
@@ -350,5 +350,27 @@ int http_error_status(ptrdiff_t err)
         return 505;
     default:
         return 500; /* not an HTTP_E_* code: our bug, not the peer's */
+    }
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
     }
 }

@@ -69,4 +69,10 @@ bool http_has_token(const uint8_t *v, size_t len, const char *token);
 /* The HTTP status for a negative HTTP_E_* code (400, 414, 431, 505). */
 int http_error_status(ptrdiff_t err);
 
+/* True when [p, p + len) equals the NUL-terminated s, ASCII case-insensitively. */
+bool http_eq_ci(const uint8_t *p, size_t len, const char *s);
+
+/* The reason phrase for status ("Not Found"); "Error" when unknown. Static. */
+const char *http_reason(int status);
+
 #endif

@@ -414,27 +414,6 @@ static void ws_process(struct wrk *w, struct conn *c)
 
 /* ---- HTTP ------------------------------------------------------------------ */
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 426: return "Upgrade Required";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-    }
-}
-
 /* Queue a response with a short body. close: Connection: close, then DRAIN. */
 static void http_respond(struct wrk *w, struct conn *c, int status, const char *ctype,
                          const char *extra, const char *body, bool head_only, bool close_after)
@@ -444,7 +423,7 @@ static void http_respond(struct wrk *w, struct conn *c, int status, const char *
     int n = snprintf(hdr, sizeof hdr,
                      "HTTP/1.1 %d %s\r\nServer: wsrelay\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\n%s%s\r\n",
-                     status, reason_phrase(status), ctype ? ctype : "text/plain; charset=utf-8",
+                     status, http_reason(status), ctype ? ctype : "text/plain; charset=utf-8",
                      blen, extra ? extra : "", close_after ? "Connection: close\r\n" : "");
     if (!out_append(w, c, hdr, (size_t)n) || (!head_only && !out_append(w, c, body, blen))) {
         conn_close(w, c);
@@ -459,7 +438,7 @@ static void http_respond(struct wrk *w, struct conn *c, int status, const char *
 static void http_error(struct wrk *w, struct conn *c, int status)
 {
     char body[64];
-    snprintf(body, sizeof body, "%d %s\n", status, reason_phrase(status));
+    snprintf(body, sizeof body, "%d %s\n", status, http_reason(status));
     http_respond(w, c, status, NULL, NULL, body, false, true);
 }
 
@@ -558,7 +537,7 @@ static void http_static(struct wrk *w, struct conn *c, const struct http_req *re
     int rc = sfiles_lookup(w->sf, req->target, req->target_len, &f);
     if (rc < 0) {
         char body[64];
-        snprintf(body, sizeof body, "%d %s\n", -rc, reason_phrase(-rc));
+        snprintf(body, sizeof body, "%d %s\n", -rc, http_reason(-rc));
         http_respond(w, c, -rc, NULL, NULL, body, head, close_after || -rc == 400);
         return;
     }
