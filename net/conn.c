@@ -599,7 +599,13 @@ static void http_handle(struct wrk *w, struct conn *c, const struct http_req *re
         close_after = !(conn_h && http_has_token(conn_h->value, conn_h->value_len, "keep-alive"));
     else
         close_after = conn_h && http_has_token(conn_h->value, conn_h->value_len, "close");
-    if (http_find(req, "Upgrade"))
+    /* An Upgrade to something else (h2c, ...) on a plain path is optional
+     * for the server to honour (RFC 9110 §7.8): serve the request as if it
+     * were absent. On a WebSocket path, hs_check judges it. */
+    const struct http_header *up = http_find(req, "Upgrade");
+    if (up && (http_has_token(up->value, up->value_len, "websocket") ||
+               path_is(req->target, path_len, "/websocket") || path_is(req->target, path_len, "/echo") ||
+               (path_len > 7 && memcmp(req->target, "/relay/", 7) == 0)))
         http_upgrade(w, c, req, path_len);
     else
         http_static(w, c, req, path_len, close_after);

@@ -126,7 +126,7 @@ static int wrk_timeout_ms(const struct wrk *w)
 {
     if (w->ready || relay_has_dirty(w))
         return 0;
-    if (w->n_timers == 0 && !w->stopping)
+    if (w->n_timers == 0 && !w->stopping && !w->accept_retry)
         return -1;
     uint64_t next_ms = (uint64_t)(w->now + 1) * TICK_MS + w->t0_ms;
     uint64_t now = mono_ms();
@@ -236,12 +236,18 @@ static void wrk_accept(struct wrk *w)
                         continue;
                 }
                 log_warn("worker %d: out of file descriptors, shedding connections", w->id);
+                w->accept_retry = true;
                 return;
             }
-            if (errno != EAGAIN && errno != ECONNABORTED)
-                log_warn("worker %d: accept: %s", w->id, strerror(errno));
             if (errno == ECONNABORTED)
                 continue;
+            if (errno != EAGAIN) {
+                /* ENOBUFS, ENOMEM, ...: connections may still wait in the
+                 * queue and the edge will not fire again for them; retry on
+                 * the next timer tick. */
+                log_warn("worker %d: accept: %s", w->id, strerror(errno));
+                w->accept_retry = true;
+            }
             return;
         }
         unsigned n = atomic_fetch_add_explicit(&total_conns, 1, memory_order_relaxed);
@@ -333,6 +339,10 @@ static void *wrk_main(void *arg)
         wrk_reap_closed(w);
         wrk_expire_timers(w);
         wrk_reap_closed(w);
+        if (w->accept_retry && w->lfd >= 0) {
+            w->accept_retry = false;
+            wrk_accept(w);
+        }
         if (!w->stopping && atomic_load_explicit(&w->stop_req, memory_order_acquire))
             wrk_begin_stop(w);
         if (w->stopping && (w->n_conns == 0 || (int32_t)(w->now - w->stop_until) >= 0)) {

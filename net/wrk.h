@@ -150,6 +150,7 @@ struct wrk {
 
     atomic_bool stop_req;
     bool stopping;
+    bool accept_retry;       /* accept failed for lack of resources: try again next tick */
     uint32_t stop_until;     /* tick after which stragglers are cut */
 
     /* Reply scratch for the conn being served: filled, then one writev. */
