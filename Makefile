@@ -33,11 +33,6 @@ MALLOC_LIBS :=
 else
 MALLOC_LIBS := -ljemalloc
 endif
-# io_uring backend: built when liburing's header is present.
-ifneq ($(wildcard /usr/include/liburing.h),)
-CPPFLAGS += -DWSR_HAVE_URING=1
-URING_LIBS := -luring
-endif
 LDLIBS := -lcrypto
 
 # Rebuild everything when the flags change.
@@ -85,7 +80,7 @@ $(B)/libnet.a: $(NET_OBJS)
 # ---- programs ------------------------------------------------------------------
 $(B)/wsrelay: $(B)/net/main.o $(B)/libnet.a $(B)/libcore.a
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(URING_LIBS) $(MALLOC_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(MALLOC_LIBS)
 $(B)/wsload: $(WSLOAD_OBJS) $(B)/libcore.a
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lm
@@ -97,7 +92,7 @@ PEER_LIBS_lws_echo := -lwebsockets
 # contributes the objects a test references) plus the fakes it asks for.
 $(B)/tests/test_%: $(B)/tests/test_%.o $(FAKE_OBJS) $(B)/libnet.a $(B)/libcore.a
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $(TEST_LDFLAGS_$*) $^ -o $@ -lcmocka $(LDLIBS) $(URING_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $(TEST_LDFLAGS_$*) $^ -o $@ -lcmocka $(LDLIBS)
 # Fuzz targets also link with a replay main() so `make test` runs their corpus.
 $(B)/tests/fuzz_%: $(B)/tests/fuzz_%.o $(B)/tests/fuzz_replay_main.o $(B)/libcore.a
 	$(if $(Q),@echo "  LD      $@")

@@ -7,8 +7,6 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-enum wsr_io { WSR_IO_EPOLL = 0, WSR_IO_URING };
-
 struct wsr_config {
     struct sockaddr_storage addr; /* listen address; port 0 = pick one */
     socklen_t addrlen;
@@ -24,7 +22,6 @@ struct wsr_config {
     uint32_t close_timeout_ms;
     const char **origins;       /* allow-list; n_origins == 0 means any */
     size_t n_origins;
-    enum wsr_io io;
     bool slow_drop;             /* relay: drop messages for a slow member instead of closing it */
     uint32_t stats_interval_ms; /* 0 = no periodic summary */
 };

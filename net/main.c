@@ -185,7 +185,6 @@ int main(int argc, char **argv)
         .idle_timeout_ms = 120000,
         .ping_interval_ms = 30000,
         .close_timeout_ms = 5000,
-        .io = WSR_IO_EPOLL,
     };
     const char *host = "0.0.0.0", *static_dir = NULL;
     long port = 8080;
