@@ -605,7 +605,7 @@ static void http_handle(struct wrk *w, struct conn *c, const struct http_req *re
     const struct http_header *up = http_find(req, "Upgrade");
     if (up && (http_has_token(up->value, up->value_len, "websocket") ||
                path_is(req->target, path_len, "/websocket") || path_is(req->target, path_len, "/echo") ||
-               (path_len > 7 && memcmp(req->target, "/relay/", 7) == 0)))
+               (path_len >= 7 && memcmp(req->target, "/relay/", 7) == 0)))
         http_upgrade(w, c, req, path_len);
     else
         http_static(w, c, req, path_len, close_after);
@@ -701,8 +701,13 @@ static void conn_on_readable(struct wrk *w, struct conn *c)
         if (n > 0) {
             rb_commit(&c->in->rb, (size_t)n);
             WRK_ADD(w->st.bytes_in[c->ep], n);
-            c->last_rx = w->now;
-            c->flags &= (uint8_t)~CF_PING_OUT;
+            /* WebSocket idleness only: in HTTP and DRAIN states last_rx
+             * tracks send progress (out_flush), so a peer that trickles
+             * bytes but never reads cannot keep itself alive. */
+            if (c->state == CS_WS || c->state == CS_CLOSING) {
+                c->last_rx = w->now;
+                c->flags &= (uint8_t)~CF_PING_OUT;
+            }
             conn_process(w, c);
             /* Edge-triggered: a short read drained the socket, and bytes
              * arriving later raise a new edge. */

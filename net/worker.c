@@ -225,18 +225,22 @@ static void wrk_accept(struct wrk *w)
                 /* Out of descriptors: use the spare to take the connection
                  * off the queue and shed it, so the listener does not stay
                  * readable and spin the loop. */
-                WRK_INC(w->st.refused);
                 if (w->spare_fd >= 0) {
                     close(w->spare_fd);
                     int shed = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
+                    int shed_err = errno;
                     if (shed >= 0)
                         close(shed);
                     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                    if (shed >= 0)
+                    if (shed >= 0) {
+                        WRK_INC(w->st.refused);
                         continue;
+                    }
+                    if (shed_err == EAGAIN)
+                        return; /* queue empty: a new connection raises a new edge */
                 }
                 log_warn("worker %d: out of file descriptors, shedding connections", w->id);
-                w->accept_retry = true;
+                w->accept_retry = true; /* no spare: try again next tick */
                 return;
             }
             if (errno == ECONNABORTED)

@@ -83,7 +83,7 @@ struct conn {
     struct conn *link;       /* ready or closing list */
     struct relay_member *rm; /* relay membership and delivery queue (net/relay.c), or NULL */
     uint32_t t_when;         /* tick the timer fires */
-    uint32_t last_rx;        /* tick bytes last arrived (WebSocket idleness) */
+    uint32_t last_rx;        /* WebSocket: tick bytes last arrived; HTTP/DRAIN: tick output last moved */
     int fd;
     uint8_t state;           /* enum conn_state */
     uint8_t ep;              /* enum conn_ep */
