@@ -58,6 +58,7 @@ struct relay_member {
     uint32_t q_head, q_n, q_cap;         /* q_cap: 0 or a power of two */
     bool echo;                           /* gets its own messages too */
     bool dirty;                          /* on the dirty list */
+    bool blocked;                        /* the socket refused bytes; cleared on EPOLLOUT */
     size_t off;                          /* bytes of q[q_head] already sent */
     size_t backlog;                      /* queued bytes not yet sent */
 };
@@ -363,6 +364,8 @@ void relay_kick(struct wrk *w, struct conn *c)
 void relay_writable(struct wrk *w, struct conn *c)
 {
     struct relay_member *m = c->rm;
+    if (m)
+        m->blocked = false;
     if (m && !m->dirty && (m->q_n > 0 || (c->out && rb_len(&c->out->rb) > 0)))
         dirty_add(w, m);
 }
@@ -421,9 +424,11 @@ static unsigned member_push(struct wrk *w, struct relay_member *m, struct relay_
         /* Deliveries leave once per loop pass, so a burst can pass the limit
          * before this member was offered a byte: judge only what its socket
          * refused, after trying to send what is queued. */
-        member_flush(w, m);
-        if (c->state != CS_WS)
-            return 0; /* the flush failed and closed it (m is gone) */
+        if (!m->blocked) { /* a socket that refused bytes takes none until EPOLLOUT */
+            member_flush(w, m);
+            if (c->state != CS_WS)
+                return 0; /* the flush failed and closed it (m is gone) */
+        }
         pending = m->backlog + (c->out ? rb_len(&c->out->rb) : 0);
     }
     /* A message larger than the limit still goes to a member that is level
@@ -579,8 +584,10 @@ static void member_flush(struct wrk *w, struct relay_member *m)
             r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         while (r < 0 && errno == EINTR);
         if (r < 0) {
-            if (errno == EAGAIN)
+            if (errno == EAGAIN) {
+                m->blocked = true;
                 break; /* EPOLLOUT brings us back */
+            }
             conn_close(w, c);
             return;
         }
@@ -597,8 +604,10 @@ static void member_flush(struct wrk *w, struct relay_member *m)
             done -= k;
         }
         queue_sent(w, m, done);
-        if ((size_t)r < want)
+        if ((size_t)r < want) {
+            m->blocked = true;
             break; /* the socket is full */
+        }
     }
     conn_out_written(w, c); /* may close c (drain finished): m is gone then */
 }
