@@ -960,7 +960,7 @@ static void on_event(struct worker *w, struct conn *c, uint32_t evs)
     if (!(evs & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         return;
     for (;;) {
-        ssize_t r = read(c->fd, w->rbuf, WL_RBUF);
+        ssize_t r = recv(c->fd, w->rbuf, WL_RBUF, 0);
         if (r < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
