@@ -594,11 +594,11 @@ static void http_handle(struct wrk *w, struct conn *c, const struct http_req *re
     while (path_len < req->target_len && req->target[path_len] != '?')
         path_len++;
     const struct http_header *conn_h = http_find(req, "Connection");
-    bool close_after;
-    if (req->version_minor == 0)
-        close_after = !(conn_h && http_has_token(conn_h->value, conn_h->value_len, "keep-alive"));
-    else
-        close_after = conn_h && http_has_token(conn_h->value, conn_h->value_len, "close");
+    /* HTTP/1.0 closes after each response: its keep-alive needs an explicit
+     * "Connection: keep-alive" answer, and a client that asked for it but
+     * does not see one (ApacheBench -k) would otherwise wait for our close. */
+    bool close_after = req->version_minor == 0 ||
+                       (conn_h && http_has_token(conn_h->value, conn_h->value_len, "close"));
     /* An Upgrade to something else (h2c, ...) on a plain path is optional
      * for the server to honour (RFC 9110 §7.8): serve the request as if it
      * were absent. On a WebSocket path, hs_check judges it. */
