@@ -335,8 +335,18 @@ int main(int argc, char **argv)
              cfg.close_timeout_ms / 1000.0);
     for (int i = 0; i < n; i++)
         wrk_stop(workers[i]);
-    for (int i = 0; i < n; i++)
-        wrk_join(workers[i]);
+    /* While the close handshakes run, a second SIGINT/SIGTERM ends the
+     * process at once (status 1): the operator's way out of a long
+     * --close-timeout. */
+    for (int i = 0; i < n; i++) {
+        while (!wrk_join_for(workers[i], 100)) {
+            struct timespec now = {0, 0};
+            if (sigtimedwait(&sigs, NULL, &now) >= 0) {
+                log_warn("second signal: exiting without waiting for close handshakes");
+                _exit(1);
+            }
+        }
+    }
     for (int i = 0; i < n; i++)
         wrk_free(workers[i]);
     relay_fini();

@@ -448,9 +448,14 @@ void wrk_stop(struct wrk *w)
     (void)n;
 }
 
-void wrk_join(struct wrk *w)
+bool wrk_join_for(struct wrk *w, unsigned ms)
 {
-    pthread_join(w->th, NULL);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    return pthread_timedjoin_np(w->th, NULL, &until) == 0;
 }
 
 void wrk_free(struct wrk *w)

@@ -3,6 +3,7 @@
 /* A worker: one thread, one SO_REUSEPORT listener, one edge-triggered epoll
  * instance, its own buffers, timers and counters. Connections it accepts
  * stay on it for life. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -26,8 +27,9 @@ int wrk_start(struct wrk *w);
  * every WebSocket, wait up to the close timeout. Safe from any thread. */
 void wrk_stop(struct wrk *w);
 
-/* Wait for the thread to end. */
-void wrk_join(struct wrk *w);
+/* Wait up to ms milliseconds for the thread to end; true when it has (and
+ * was joined). */
+bool wrk_join_for(struct wrk *w, unsigned ms);
 
 /* Free everything a joined worker owns. Join every worker before freeing
  * any: a running worker may read the others' counters (GET /metrics). */

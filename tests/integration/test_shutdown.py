@@ -35,6 +35,25 @@ class Shutdown(unittest.TestCase):
                     ws.close()
                 http.close()
 
+    def test_second_signal_exits_at_once(self):
+        """A peer that never answers the 1001 would hold the exit for --close-timeout (60 s here); a second SIGTERM
+        ends the process at once, with status 1."""
+        import time
+        with wsr.Server("--threads", "1", "--close-timeout", "60") as srv:
+            ws = wsr.RawWS(srv.port, "/echo", seed=7)
+            try:
+                self.assertEqual(ws.echo(b"x")[0], wsr.OP_BIN)
+                srv.signal(signal.SIGTERM)
+                ws.expect_close(1001, reply=False, wait_eof=False)
+                self.assertIsNone(srv.wait(0.5), "exited before the close timeout without a second signal")
+                t0 = time.monotonic()
+                srv.signal(signal.SIGTERM)
+                rc = srv.wait(10 * wsr.SLOW)
+                self.assertEqual(rc, 1, "exit status %r after the second signal" % (rc,))
+                self.assertLess(time.monotonic() - t0, 5 * wsr.SLOW)
+            finally:
+                ws.close()
+
     def test_sigterm(self):
         self.run_shutdown(signal.SIGTERM)
 
