@@ -47,6 +47,13 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric with one unlabelled sample. */
+static void single(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
+{
+    head(f, name, type, help);
+    fprintf(f, "%s %llu\n", name, (unsigned long long)v);
+}
+
 static void per_endpoint(FILE *f, const char *name, const char *help, size_t base)
 {
     head(f, name, "counter", help);
@@ -81,16 +88,12 @@ char *metrics_render(size_t *len)
     for (int s = 0; s < CS_CLOSED; s++)
         fprintf(f, "wsrelay_connections{state=\"%s\"} %llu\n", state_names[s],
                 (unsigned long long)sum_at(offsetof(struct wrk_stats, conns) + (size_t)s * sizeof(wrk_ctr)));
-    head(f, "wsrelay_accepted_total", "counter", "Connections accepted.");
-    fprintf(f, "wsrelay_accepted_total %llu\n", (unsigned long long)SUM(accepted));
-    head(f, "wsrelay_refused_total", "counter", "Connections refused (limit or out of descriptors).");
-    fprintf(f, "wsrelay_refused_total %llu\n", (unsigned long long)SUM(refused));
-    head(f, "wsrelay_closed_total", "counter", "Connections closed.");
-    fprintf(f, "wsrelay_closed_total %llu\n", (unsigned long long)SUM(closed));
-    head(f, "wsrelay_http_requests_total", "counter", "HTTP requests parsed.");
-    fprintf(f, "wsrelay_http_requests_total %llu\n", (unsigned long long)SUM(http_requests));
-    head(f, "wsrelay_upgrades_total", "counter", "WebSocket upgrades completed.");
-    fprintf(f, "wsrelay_upgrades_total %llu\n", (unsigned long long)SUM(upgrades));
+    single(f, "wsrelay_accepted_total", "counter", "Connections accepted.", SUM(accepted));
+    single(f, "wsrelay_refused_total", "counter", "Connections refused (limit or out of descriptors).",
+           SUM(refused));
+    single(f, "wsrelay_closed_total", "counter", "Connections closed.", SUM(closed));
+    single(f, "wsrelay_http_requests_total", "counter", "HTTP requests parsed.", SUM(http_requests));
+    single(f, "wsrelay_upgrades_total", "counter", "WebSocket upgrades completed.", SUM(upgrades));
     per_endpoint(f, "wsrelay_messages_in_total", "WebSocket messages received, by endpoint.",
                  offsetof(struct wrk_stats, msgs_in));
     per_endpoint(f, "wsrelay_messages_out_total", "WebSocket frames sent (data and control), by endpoint.",
@@ -107,17 +110,16 @@ char *metrics_render(size_t *len)
     for (int k = 1; k < WS_ERR__COUNT; k++)
         fprintf(f, "wsrelay_protocol_errors_total{kind=\"%s\"} %llu\n", ws_err_name((enum ws_err_kind)k),
                 (unsigned long long)sum_at(offsetof(struct wrk_stats, ws_errors) + (size_t)k * sizeof(wrk_ctr)));
-    head(f, "wsrelay_backpressure_pauses_total", "counter", "Times a connection stopped being read because its output passed --max-backlog.");
-    fprintf(f, "wsrelay_backpressure_pauses_total %llu\n", (unsigned long long)SUM(pauses));
-    head(f, "wsrelay_relay_deliveries_total", "counter", "Relay messages written in full to a member.");
-    fprintf(f, "wsrelay_relay_deliveries_total %llu\n", (unsigned long long)SUM(relay_deliveries));
+    single(f, "wsrelay_backpressure_pauses_total", "counter",
+           "Times a connection stopped being read because its output passed --max-backlog.", SUM(pauses));
+    single(f, "wsrelay_relay_deliveries_total", "counter", "Relay messages written in full to a member.",
+           SUM(relay_deliveries));
     head(f, "wsrelay_relay_slow_consumer_total", "counter", "Slow relay members handled, by action (--slow-consumer).");
     fprintf(f, "wsrelay_relay_slow_consumer_total{action=\"close\"} %llu\n",
             (unsigned long long)SUM(relay_slow_closes));
     fprintf(f, "wsrelay_relay_slow_consumer_total{action=\"drop\"} %llu\n",
             (unsigned long long)SUM(relay_drops));
-    head(f, "wsrelay_relay_channels", "gauge", "Relay channels with at least one member.");
-    fprintf(f, "wsrelay_relay_channels %llu\n", (unsigned long long)relay_channels());
+    single(f, "wsrelay_relay_channels", "gauge", "Relay channels with at least one member.", relay_channels());
     head(f, "wsrelay_relay_members", "gauge", "Relay members, by worker.");
     for (int i = 0; i < n_workers; i++)
         fprintf(f, "wsrelay_relay_members{worker=\"%d\"} %llu\n", i, (unsigned long long)relay_members(i));
