@@ -47,16 +47,21 @@ void wl_hist_merge(struct wl_hist *dst, const struct wl_hist *src)
         dst->max = m;
 }
 
+/* The rank of quantile q among n > 0 samples: the smallest value with at
+ * least ceil(q * n) samples at or below it is the answer. */
+static uint64_t rank(double q, uint64_t n)
+{
+    uint64_t want = (uint64_t)(q * (double)n + 0.999999);
+    if (want < 1)
+        want = 1;
+    return want > n ? n : want;
+}
+
 uint64_t wl_hist_quantile_raw(const uint64_t *b, uint64_t n, double q)
 {
     if (n == 0)
         return 0;
-    /* The smallest value with at least ceil(q * n) samples at or below it. */
-    uint64_t want = (uint64_t)(q * (double)n + 0.999999);
-    if (want < 1)
-        want = 1;
-    if (want > n)
-        want = n;
+    uint64_t want = rank(q, n);
     uint64_t seen = 0;
     for (size_t i = 0; i < WL_HIST_N; i++) {
         seen += b[i];
@@ -72,11 +77,7 @@ uint64_t wl_hist_quantile(const struct wl_hist *h, double q)
     uint64_t max = atomic_load_explicit(&h->max, memory_order_relaxed);
     if (n == 0)
         return 0;
-    uint64_t want = (uint64_t)(q * (double)n + 0.999999);
-    if (want < 1)
-        want = 1;
-    if (want > n)
-        want = n;
+    uint64_t want = rank(q, n);
     uint64_t seen = 0;
     for (size_t i = 0; i < WL_HIST_N; i++) {
         seen += atomic_load_explicit(&h->n[i], memory_order_relaxed);
