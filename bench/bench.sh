@@ -42,13 +42,7 @@ mkdir -p "$RESULTS"
 
 echo "== machine: ${cpu_model:-unknown CPU}, $ncpu CPUs, kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+source bench/lib.sh   # $tmp, $pids, start()
 
 # ---- 1. micro-benchmarks -------------------------------------------------------
 if [[ ${SKIP_MICRO:-0} != 1 ]]; then
@@ -111,24 +105,6 @@ for prog in "$WSLOAD" "$WSRELAY"; do
     [[ -x $prog ]] || { echo "bench: missing $prog (make all)" >&2; exit 1; }
 done
 
-# start NAME CMD...: run CMD in the background and wait up to 10 s for its
-# "listening on HOST:PORT" line; sets $port and $pid.
-start() {
-    local name=$1; shift
-    "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    pid=$!
-    pids+=("$pid")
-    port=
-    for _ in $(seq 100); do
-        port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$tmp/$name.out" | head -n1)
-        [[ -n $port ]] && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "bench: $name did not report a port:" >&2
-    tail -n 5 "$tmp/$name.err" >&2
-    return 1
-}
 
 stop() { # pid: kill it and forget it
     kill "$1" 2>/dev/null || true

@@ -43,30 +43,10 @@ fi
 mkdir -p "$OUT"
 rm -f "$OUT"/perf.data "$OUT"/perf.data.old "$OUT"/flamegraph.html "$OUT"/flamegraph.svg \
       "$OUT"/stacks.folded "$OUT"/top.txt
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+source bench/lib.sh   # $tmp, $pids, start()
 
-"${PIN_SERVER[@]}" "$WSRELAY" --host 127.0.0.1 --port 0 --threads 1 --log-level warn \
-    >"$tmp/srv.out" 2>"$tmp/srv.err" &
-srv=$!
-pids+=("$srv")
-port=
-for _ in $(seq 100); do
-    port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$tmp/srv.out" | head -n1)
-    [[ -n $port ]] && break
-    kill -0 "$srv" 2>/dev/null || break
-    sleep 0.1
-done
-if [[ -z $port ]]; then
-    echo "flamegraph: wsrelay did not start:" >&2
-    tail -n 5 "$tmp/srv.err" >&2
-    exit 1
-fi
+start srv "${PIN_SERVER[@]}" "$WSRELAY" --host 127.0.0.1 --port 0 --threads 1 --log-level warn || exit 1
+srv=$pid
 
 load=("${PIN_LOAD[@]}" "$WSLOAD" -q --json -c 100 -p 32 -s 32 -w 1 -d "$((FLAME_SECONDS + 1))"
       --server-pid "$srv" "ws://127.0.0.1:$port/echo")

@@ -17,35 +17,12 @@ TALLY=${TEST_TALLY:-${BUILD:-build}/.test-tally}
 PY=/usr/bin/python3
 RUN_SECS=${BENCH_SMOKE_SECS:-2}
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+source bench/lib.sh   # $tmp, $pids, start()
 
 pass=0; fail=0
 ok() { pass=$((pass + 1)); echo "  ok    $*"; }
 bad() { fail=$((fail + 1)); echo "  FAIL  $*"; }
 
-# start NAME CMD...: run CMD in the background, wait up to 10 s for its
-# "listening on HOST:PORT" line; sets $port and $pid.
-start() {
-    local name=$1; shift
-    "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    pid=$!
-    pids+=("$pid")
-    port=
-    for _ in $(seq 100); do
-        port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$tmp/$name.out" | head -n1)
-        [[ -n $port ]] && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "        $name did not report a port; stderr:"; sed 's/^/        /' "$tmp/$name.err" | tail -n 5
-    return 1
-}
 
 stop() { # pid: kill it and forget it, so cleanup never signals a reused PID
     kill "$1" 2>/dev/null
