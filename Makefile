@@ -34,6 +34,13 @@ else
 MALLOC_LIBS := -ljemalloc
 endif
 LDLIBS := -lcrypto
+# The io_uring backend is built when liburing's header is there
+# (scripts/deps.sh installs liburing-dev); without it --io=uring falls back.
+HAVE_URING := $(shell printf '\043include <liburing.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_URING),1)
+CPPFLAGS += -DWSR_HAVE_URING
+LDLIBS += -luring
+endif
 
 # Rebuild everything when the flags change.
 FLAGS_NOW := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(CXXFLAGS)
@@ -121,8 +128,13 @@ test-unit: $(TESTS)
 test-fuzz-replay: $(FUZZ_REPLAYS)
 	$(Q)for f in $(FUZZ_REPLAYS); do n=$${f##*/}; echo "$$f tests/corpus/$$n"; done | \
 	    scripts/run-tests.sh fuzz-replay --pairs
+# The integration suite runs once per I/O backend (tests/integration/wsr.py
+# passes --io and checks the server's banner says it runs that backend).
+IO_BACKENDS := epoll $(if $(filter 1,$(HAVE_URING)),uring)
 test-integration: $(PROGRAMS)
-	$(Q)WSRELAY=$(B)/wsrelay WSLOAD=$(B)/wsload SAN='$(SAN)' scripts/run-tests.sh integration --py tests/integration/test_*.py
+	$(Q)for io in $(IO_BACKENDS); do \
+	    WSR_IO=$$io WSRELAY=$(B)/wsrelay WSLOAD=$(B)/wsload SAN='$(SAN)' \
+	        scripts/run-tests.sh integration-$$io --py tests/integration/test_*.py || exit 1; done
 test-e2e: $(B)/wsrelay
 	$(Q)WSRELAY=$(B)/wsrelay B=$(B) scripts/run-e2e.sh
 test-bench-smoke: all $(PEERS) $(if $(MICRO_SRCS),$(B)/bench/micro/micro)

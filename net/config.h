@@ -24,6 +24,8 @@ struct wsr_config {
     size_t n_origins;
     bool slow_drop;             /* relay: drop messages for a slow member instead of closing it */
     uint32_t stats_interval_ms; /* 0 = no periodic summary */
+    int io;                     /* enum wsr_io (net/io.h): the backend every worker uses */
+    uint64_t zc_threshold;      /* io_uring: sends of at least this many bytes use SEND_ZC; 0 = never */
 };
 
 #endif

@@ -34,29 +34,42 @@ static bool flush_iov(struct wrk *w, struct conn *c);
 
 /* ---- output ------------------------------------------------------------------ */
 
-/* Append n bytes to c->out, taking or growing the buffer as needed. */
-static bool out_append(struct wrk *w, struct conn *c, const void *p, size_t n)
+/* Append n bytes to *bp, taking or growing the buffer as needed. */
+static bool buf_append(struct wrk *w, struct buf **bp, const void *p, size_t n)
 {
     if (n == 0)
         return true;
-    if (!c->out) {
-        c->out = wrk_buf_get(w, n);
-        if (!c->out)
+    if (!*bp) {
+        *bp = wrk_buf_get(w, n);
+        if (!*bp)
             return false;
     }
-    if (rb_append(&c->out->rb, p, n))
+    struct buf *b = *bp;
+    if (rb_append(&b->rb, p, n))
         return true;
     /* Grow geometrically so a long backlog is copied O(1) times per byte. */
-    size_t want = rb_len(&c->out->rb) + n;
-    if (want < 2 * c->out->rb.cap)
-        want = 2 * c->out->rb.cap;
+    size_t want = rb_len(&b->rb) + n;
+    if (want < 2 * b->rb.cap)
+        want = 2 * b->rb.cap;
     struct buf *nb = wrk_buf_get(w, want);
     if (!nb)
         return false;
-    rb_append(&nb->rb, rb_data(&c->out->rb), rb_len(&c->out->rb));
-    wrk_buf_put(w, c->out);
-    c->out = nb;
-    return rb_append(&c->out->rb, p, n);
+    rb_append(&nb->rb, rb_data(&b->rb), rb_len(&b->rb));
+    wrk_buf_put(w, b);
+    *bp = nb;
+    return rb_append(&nb->rb, p, n);
+}
+
+static bool out_append(struct wrk *w, struct conn *c, const void *p, size_t n)
+{
+    return buf_append(w, &c->out, p, n);
+}
+
+/* Output not yet handed to the kernel: queued in c->out or in an io_uring
+ * send still in flight. */
+static bool out_busy(const struct conn *c)
+{
+    return (c->out && rb_len(&c->out->rb) > 0) || (c->io & IOB_SEND);
 }
 
 static void out_release_if_empty(struct wrk *w, struct conn *c)
@@ -79,6 +92,8 @@ static void in_release_if_empty(struct wrk *w, struct conn *c)
 static void out_drained_some(struct wrk *w, struct conn *c)
 {
     size_t pending = c->out ? rb_len(&c->out->rb) : 0;
+    if (c->io & IOB_SEND)
+        pending++; /* counts as not drained; the backlog is c->out's */
     if (pending == 0 && c->state == CS_DRAIN && !(c->flags & CF_SHUT_WR)) {
         if (c->flags & CF_EOF) {
             conn_close(w, c);
@@ -97,6 +112,18 @@ static void out_drained_some(struct wrk *w, struct conn *c)
 /* Write as much of c->out as the socket takes. Returns false if c closed. */
 static bool out_flush(struct wrk *w, struct conn *c)
 {
+    if (w->ur && !c->rm) { /* io_uring: a send per conn in flight at a time */
+        if (c->out && !iou_send(w, c))
+            return false;
+        out_release_if_empty(w, c);
+        out_drained_some(w, c);
+        return c->state != CS_CLOSED;
+    }
+    /* Relay members under io_uring also write here (net/relay.c sends
+     * straight from its shared frames); an io_uring send from before the
+     * upgrade goes first. */
+    if (c->io & IOB_SEND)
+        return true;
     while (c->out && rb_len(&c->out->rb) > 0) {
         ssize_t n = send(c->fd, rb_data(&c->out->rb), rb_len(&c->out->rb), MSG_NOSIGNAL);
         if (n > 0) {
@@ -108,8 +135,11 @@ static bool out_flush(struct wrk *w, struct conn *c)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN)
+        if (n < 0 && errno == EAGAIN) {
+            if (w->ur)
+                iou_poll_out(w, c);
             break;
+        }
         conn_close(w, c);
         return false;
     }
@@ -126,12 +156,14 @@ static bool conn_flush(struct wrk *w, struct conn *c)
         return false;
     if (w->n_iov > 0 && !flush_iov(w, c))
         return false;
+    if (w->ur && c->out && !c->rm && !iou_send(w, c))
+        return false;
     /* Replies may also have gone straight into c->out (output was pending). */
     if (c->out && rb_len(&c->out->rb) > w->cfg->max_backlog && !(c->flags & CF_PAUSED)) {
         c->flags |= CF_PAUSED;
         WRK_INC(w->st.pauses);
     }
-    if (!c->out && c->state == CS_DRAIN) {
+    if (!out_busy(c) && c->state == CS_DRAIN) {
         out_drained_some(w, c); /* everything sent: shut down writes now */
         return c->state != CS_CLOSED;
     }
@@ -209,7 +241,9 @@ static bool ws_queue(struct wrk *w, struct conn *c, uint8_t op,
     size_t len = alen + blen;
     size_t hlen = ws_frame_header_encode(hdr, op, true, (uint64_t)len, NULL);
     WRK_INC(w->st.msgs_out[c->ep]);
-    if (c->out || c->rm) {
+    /* io_uring: replies gather in c->out, which stays put until its send
+     * completes (the slab is reused by the next conn at once). */
+    if (c->out || c->rm || w->ur) {
         if (c->rm) /* relay: never cut into a partly sent message; net/relay.c flushes */
             relay_kick(w, c);
         return (out_append(w, c, hdr, hlen) && out_append(w, c, a, alen) &&
@@ -247,7 +281,7 @@ static bool ws_queue_close(struct wrk *w, struct conn *c, uint16_t code, const c
     WRK_INC(w->st.close_sent[wrk_close_slot(code)]);
     if (c->rm)
         relay_close_queued(w, c); /* leave the channel; the close goes last */
-    if (c->out || c->rm)
+    if (c->out || c->rm || w->ur)
         return out_append(w, c, frame, n) || (conn_close(w, c), false);
     if (w->n_iov + 1 > WRK_IOV || w->slab_used + n > WRK_SLAB) {
         if (!conn_flush(w, c))
@@ -676,9 +710,114 @@ static void conn_process(struct wrk *w, struct conn *c)
         in_release_if_empty(w, c);
 }
 
+/* n new bytes are at the end of c->in: count them and process. */
+static void conn_got(struct wrk *w, struct conn *c, size_t n)
+{
+    WRK_ADD(w->st.bytes_in[c->ep], n);
+    /* WebSocket idleness only: in HTTP and DRAIN states last_rx tracks send
+     * progress (out_flush), so a peer that trickles bytes but never reads
+     * cannot keep itself alive. */
+    if (c->state == CS_WS || c->state == CS_CLOSING) {
+        c->last_rx = w->now;
+        c->flags &= (uint8_t)~CF_PING_OUT;
+    }
+    conn_process(w, c);
+}
+
+/* The peer sent EOF: finish sending what is queued, or close now. */
+static void conn_eof(struct wrk *w, struct conn *c)
+{
+    in_release_if_empty(w, c);
+    if (out_busy(c) && c->state != CS_CLOSED) {
+        c->flags |= CF_EOF;
+        conn_set_state(w, c, CS_DRAIN);
+        wrk_timer_set(w, c, w->close_ticks);
+        return;
+    }
+    conn_close(w, c);
+}
+
+/* io_uring: receive while there is reason to. */
+static void conn_recv_arm(struct wrk *w, struct conn *c)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    if (c->flags & CF_PAUSED) {
+        iou_recv_cancel(w, c);
+        return;
+    }
+    if (c->flags & CF_RDHUP) { /* EOF came while paused with bytes unread */
+        conn_eof(w, c);
+        return;
+    }
+    if (!(c->flags & CF_EOF))
+        iou_recv_arm(w, c);
+}
+
+void conn_on_recv(struct wrk *w, struct conn *c, struct buf *b, size_t n)
+{
+    if (!c->in) {
+        rb_commit(&b->rb, n); /* the kernel wrote at its start: adopt it */
+        c->in = b;
+    } else {
+        bool ok = buf_append(w, &c->in, b->rb.mem, n);
+        wrk_buf_put(w, b);
+        if (!ok) {
+            conn_close(w, c);
+            return;
+        }
+    }
+    conn_got(w, c, n);
+    if (c->state != CS_CLOSED && (c->flags & CF_PAUSED))
+        iou_recv_cancel(w, c); /* stop taking bytes until it catches up */
+}
+
+void conn_on_recv_end(struct wrk *w, struct conn *c, int res)
+{
+    if (res == 0) {
+        if ((c->flags & CF_PAUSED) && c->in && rb_len(&c->in->rb) > 0)
+            c->flags |= CF_RDHUP; /* process what is buffered first */
+        else
+            conn_eof(w, c);
+        return;
+    }
+    if (res == -ENOBUFS || res == -ECANCELED || res == -EINTR) {
+        wrk_ready_add(w, c); /* conn_resume arms it again when it should */
+        return;
+    }
+    conn_close(w, c);
+}
+
+void conn_on_sent(struct wrk *w, struct conn *c)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    if (c->state != CS_WS)
+        c->last_rx = w->now; /* progress: a slow reader is not a stalled one */
+    if (c->rm) {
+        relay_kick(w, c); /* the upgrade came while an HTTP reply was in flight */
+        return;
+    }
+    out_flush(w, c);
+}
+
+void conn_on_writable(struct wrk *w, struct conn *c)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    if (c->rm)
+        relay_writable(w, c);
+    else if (c->out)
+        out_flush(w, c);
+}
+
 /* Read until EAGAIN, a short read, or the budget; process after each read. */
 static void conn_on_readable(struct wrk *w, struct conn *c)
 {
+    if (w->ur) {
+        conn_recv_arm(w, c);
+        return;
+    }
     for (int i = 0; i < WRK_READ_BUDGET; i++) {
         if (c->state == CS_CLOSED || (c->flags & CF_PAUSED))
             return;
@@ -700,15 +839,7 @@ static void conn_on_readable(struct wrk *w, struct conn *c)
         ssize_t n = recv(c->fd, dst, avail, 0);
         if (n > 0) {
             rb_commit(&c->in->rb, (size_t)n);
-            WRK_ADD(w->st.bytes_in[c->ep], n);
-            /* WebSocket idleness only: in HTTP and DRAIN states last_rx
-             * tracks send progress (out_flush), so a peer that trickles
-             * bytes but never reads cannot keep itself alive. */
-            if (c->state == CS_WS || c->state == CS_CLOSING) {
-                c->last_rx = w->now;
-                c->flags &= (uint8_t)~CF_PING_OUT;
-            }
-            conn_process(w, c);
+            conn_got(w, c, (size_t)n);
             /* Edge-triggered: a short read drained the socket, and bytes
              * arriving later raise a new edge. */
             if ((size_t)n < avail && !(c->flags & CF_RDHUP))
@@ -716,14 +847,7 @@ static void conn_on_readable(struct wrk *w, struct conn *c)
             continue;
         }
         if (n == 0) {
-            in_release_if_empty(w, c);
-            if (c->out && rb_len(&c->out->rb) > 0 && c->state != CS_CLOSED) {
-                c->flags |= CF_EOF;
-                conn_set_state(w, c, CS_DRAIN);
-                wrk_timer_set(w, c, w->close_ticks);
-                return;
-            }
-            conn_close(w, c);
+            conn_eof(w, c);
             return;
         }
         if (errno == EINTR) {
@@ -744,6 +868,8 @@ void conn_accepted(struct wrk *w, struct conn *c)
 {
     WRK_INC(w->st.conns[CS_HTTP]); /* calloc'd: already CS_HTTP */
     wrk_timer_set(w, c, w->hs_ticks);
+    if (w->ur)
+        iou_recv_arm(w, c);
 }
 
 void conn_dispatch(struct wrk *w, struct conn *c, uint32_t events)
@@ -776,7 +902,7 @@ void conn_timeout(struct wrk *w, struct conn *c)
     switch (c->state) {
     case CS_HTTP:
     case CS_DRAIN:
-        if (c->out && rb_len(&c->out->rb) > 0) {
+        if (out_busy(c)) {
             /* Still sending: allow as long as the peer keeps taking bytes. */
             uint32_t limit = c->state == CS_HTTP ? w->hs_ticks : w->close_ticks;
             uint32_t quiet = w->now - c->last_rx;

@@ -14,6 +14,7 @@
 
 #include "core/ws_unmask.h"
 #include "net/config.h"
+#include "net/io.h"
 #include "net/log.h"
 #include "net/metrics.h"
 #include "net/relay.h"
@@ -36,6 +37,10 @@ static const char usage[] =
     "  --slow-consumer POLICY  relay member past --max-backlog: close (1013, default) or drop\n"
     "                          (whole messages for that member only; counted either way)\n"
     "  --stats-interval S      log a one-line summary every S seconds (default 0 = off)\n"
+    "  --io BACKEND            epoll (default) or uring (io_uring; falls back to epoll with a\n"
+    "                          log line where the kernel does not allow it)\n"
+    "  --zc-threshold BYTES    io_uring: send replies of at least this many bytes with SEND_ZC\n"
+    "                          (default 0 = never; see README)\n"
     "  --handshake-timeout S   time to send a complete HTTP request (default 10; \"500ms\" works too)\n"
     "  --idle-timeout S        close a WebSocket silent this long with 1001 (default 120; 0 = off)\n"
     "  --ping-interval S       ping a WebSocket silent this long (default 30; 0 = off)\n"
@@ -154,7 +159,7 @@ static void parse_host(struct wsr_config *cfg, const char *host, uint16_t port)
 int main(int argc, char **argv)
 {
     enum { O_HOST = 256, O_PORT, O_THREADS, O_STATIC, O_MAXMSG, O_MAXFRAME, O_MAXCONN,
-           O_BACKLOG, O_HSTO, O_IDLE, O_PING, O_CLOSE, O_ORIGIN, O_LOG, O_HELP, O_VERSION, O_SLOW, O_STATS };
+           O_BACKLOG, O_HSTO, O_IDLE, O_PING, O_CLOSE, O_ORIGIN, O_LOG, O_HELP, O_VERSION, O_SLOW, O_STATS, O_IO, O_ZC };
     static const struct option opts[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
@@ -172,6 +177,8 @@ int main(int argc, char **argv)
         {"log-level", required_argument, 0, O_LOG},
         {"slow-consumer", required_argument, 0, O_SLOW},
         {"stats-interval", required_argument, 0, O_STATS},
+        {"io", required_argument, 0, O_IO},
+        {"zc-threshold", required_argument, 0, O_ZC},
         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0},
@@ -225,6 +232,15 @@ int main(int argc, char **argv)
             log_set_level((enum log_level)lvl);
             break;
         }
+        case O_IO:
+            if (strcmp(optarg, "epoll") == 0)
+                cfg.io = WSR_IO_EPOLL;
+            else if (strcmp(optarg, "uring") == 0 || strcmp(optarg, "io_uring") == 0)
+                cfg.io = WSR_IO_URING;
+            else
+                bad_flag("--io", optarg, "expected epoll or uring");
+            break;
+        case O_ZC: cfg.zc_threshold = parse_size("--zc-threshold", optarg, 0, 1ull << 31); break;
         case O_SLOW:
             if (strcmp(optarg, "close") == 0)
                 cfg.slow_drop = false;
@@ -285,6 +301,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsrelay: cannot set up relay: %s\n", strerror(-rc));
         return 1;
     }
+    if (cfg.io == WSR_IO_URING) {
+        const char *why;
+        if (!iou_usable(&why)) {
+            log_warn("io_uring unavailable (%s): using epoll", why);
+            cfg.io = WSR_IO_EPOLL;
+        }
+    }
     struct wrk *workers[MAX_THREADS];
     int n = 0;
     for (; n < cfg.threads; n++) {
@@ -318,7 +341,8 @@ int main(int argc, char **argv)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&cfg.addr)->sin_addr, addr, sizeof addr);
         printf("wsrelay " WSR_VERSION " listening on %s:%u", addr, wrk_port(workers[0]));
     }
-    printf(" threads=%d backend=epoll unmask=%s static=%s\n", n, ws_unmask_impl(), cfg.static_dir);
+    printf(" threads=%d backend=%s unmask=%s static=%s\n", n,
+           cfg.io == WSR_IO_URING ? "uring" : "epoll", ws_unmask_impl(), cfg.static_dir);
     fflush(stdout);
 
     int sig;

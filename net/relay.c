@@ -558,6 +558,8 @@ static void queue_sent(struct wrk *w, struct relay_member *m, size_t done)
 static void member_flush(struct wrk *w, struct relay_member *m)
 {
     struct conn *c = m->c;
+    if (c->io & IOB_SEND)
+        return; /* io_uring: an HTTP reply from before the upgrade is in flight; its completion kicks us */
     for (;;) {
         struct iovec iov[RELAY_IOV];
         size_t n = 0, want = 0, outlen = c->out ? rb_len(&c->out->rb) : 0;
@@ -586,7 +588,9 @@ static void member_flush(struct wrk *w, struct relay_member *m)
         if (r < 0) {
             if (errno == EAGAIN) {
                 m->blocked = true;
-                break; /* EPOLLOUT brings us back */
+                if (w->ur)
+                    iou_poll_out(w, c);
+                break; /* EPOLLOUT (or the io_uring poll) brings us back */
             }
             conn_close(w, c);
             return;
@@ -606,6 +610,8 @@ static void member_flush(struct wrk *w, struct relay_member *m)
         queue_sent(w, m, done);
         if ((size_t)r < want) {
             m->blocked = true;
+            if (w->ur)
+                iou_poll_out(w, c);
             break; /* the socket is full */
         }
     }

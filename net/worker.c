@@ -152,10 +152,9 @@ static void wrk_run_ready(struct wrk *w)
         struct conn *next = c->link;
         c->flags &= (uint8_t)~CF_READY;
         c->link = NULL;
-        if (c->state == CS_CLOSED) { /* closed while listed: conn_close left it to us */
-            c->link = w->closing;
-            w->closing = c;
-        } else {
+        if (c->state == CS_CLOSED) /* closed while listed: conn_close left it to us */
+            wrk_retire(w, c);
+        else {
             conn_resume(w, c);
         }
         c = next;
@@ -168,7 +167,10 @@ void conn_close(struct wrk *w, struct conn *c)
         return;
     if (c->rm)
         relay_leave(w, c);
-    /* Closing the fd removes it from the epoll set (we never dup it). */
+    /* Closing the fd removes it from the epoll set (we never dup it);
+     * io_uring operations on it are cancelled first. */
+    if (w->ur)
+        iou_conn_closing(w, c);
     if (w->iov_owner == c) { /* replies gathered for c point into its buffers */
         w->n_iov = w->slab_used = w->slab_iov = 0;
         w->iov_owner = NULL;
@@ -188,12 +190,15 @@ void conn_close(struct wrk *w, struct conn *c)
         atomic_fetch_sub_explicit(&total_conns, 1, memory_order_relaxed);
     w->n_conns--;
     WRK_INC(w->st.closed);
-    if (!(c->flags & CF_READY)) {
-        c->link = w->closing;
-        w->closing = c;
-    }
-    /* A conn on the ready list is skipped there and freed by the reaper
-     * once the list has been walked (see wrk_reap_closed). */
+    wrk_retire(w, c);
+}
+
+void wrk_retire(struct wrk *w, struct conn *c)
+{
+    if ((c->flags & CF_READY) || c->io)
+        return;
+    c->link = w->closing;
+    w->closing = c;
 }
 
 static void wrk_reap_closed(struct wrk *w)
@@ -214,7 +219,7 @@ static const char resp_503[] =
     "Content-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
     "too many connections";
 
-static void wrk_accept(struct wrk *w)
+void wrk_accept(struct wrk *w)
 {
     for (;;) {
         int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -254,39 +259,46 @@ static void wrk_accept(struct wrk *w)
             }
             return;
         }
-        unsigned n = atomic_fetch_add_explicit(&total_conns, 1, memory_order_relaxed);
-        if (n >= w->cfg->max_connections) {
-            atomic_fetch_sub_explicit(&total_conns, 1, memory_order_relaxed);
-            WRK_INC(w->st.refused);
-            /* Best effort: a fresh socket's send buffer takes this at once. */
-            ssize_t wr = send(fd, resp_503, sizeof resp_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)wr;
-            shutdown(fd, SHUT_WR);
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            atomic_fetch_sub_explicit(&total_conns, 1, memory_order_relaxed);
-            close(fd);
-            continue;
-        }
-        c->fd = fd;
-        c->flags = CF_COUNTED;
+        wrk_accept_fd(w, fd);
+    }
+}
+
+void wrk_accept_fd(struct wrk *w, int fd)
+{
+    unsigned n = atomic_fetch_add_explicit(&total_conns, 1, memory_order_relaxed);
+    if (n >= w->cfg->max_connections) {
+        atomic_fetch_sub_explicit(&total_conns, 1, memory_order_relaxed);
+        WRK_INC(w->st.refused);
+        /* Best effort: a fresh socket's send buffer takes this at once. */
+        ssize_t wr = send(fd, resp_503, sizeof resp_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)wr;
+        shutdown(fd, SHUT_WR);
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        atomic_fetch_sub_explicit(&total_conns, 1, memory_order_relaxed);
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    c->flags = CF_COUNTED;
+    if (!w->ur) {
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = c};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
             atomic_fetch_sub_explicit(&total_conns, 1, memory_order_relaxed);
             close(fd);
             free(c);
-            continue;
+            return;
         }
-        w->n_conns++;
-        WRK_INC(w->st.accepted);
-        conn_accepted(w, c);
     }
+    w->n_conns++;
+    WRK_INC(w->st.accepted);
+    conn_accepted(w, c);
 }
 
 /* ---- shutdown -------------------------------------------------------------- */
@@ -295,6 +307,8 @@ static void wrk_begin_stop(struct wrk *w)
 {
     w->stopping = true;
     if (w->lfd >= 0) {
+        if (w->ur)
+            iou_listener_stop(w);
         close(w->lfd);
         w->lfd = -1;
     }
@@ -319,25 +333,47 @@ static void wrk_force_close_all(struct wrk *w)
 
 /* ---- the loop -------------------------------------------------------------- */
 
+void wrk_update_now(struct wrk *w)
+{
+    w->now = (uint32_t)((mono_ms() - w->t0_ms) / TICK_MS);
+}
+
+void wrk_epoll_pass(struct wrk *w, int timeout_ms)
+{
+    void *relay_tag = relay_wake_tag(w);
+    int n = epoll_wait(w->epfd, w->evs, WRK_MAX_EVENTS, timeout_ms);
+    wrk_update_now(w);
+    for (int i = 0; i < n; i++) {
+        void *who = w->evs[i].data.ptr;
+        if (who == &w->lfd)
+            wrk_accept(w);
+        else if (who == &w->efd)
+            ; /* a wake-up; stop_req is read below */
+        else if (who == relay_tag)
+            relay_drain(w); /* other workers' relay publishes */
+        else
+            conn_dispatch(w, who, w->evs[i].events);
+    }
+}
+
 static void *wrk_main(void *arg)
 {
     struct wrk *w = arg;
-    void *relay_tag = relay_wake_tag(w);
-    for (;;) {
-        int n = epoll_wait(w->epfd, w->evs, WRK_MAX_EVENTS, wrk_timeout_ms(w));
-        WRK_INC(w->st.loops);
-        w->now = (uint32_t)((mono_ms() - w->t0_ms) / TICK_MS);
-        for (int i = 0; i < n; i++) {
-            void *who = w->evs[i].data.ptr;
-            if (who == &w->lfd)
-                wrk_accept(w);
-            else if (who == &w->efd)
-                ; /* a wake-up; stop_req is read below */
-            else if (who == relay_tag)
-                relay_drain(w); /* other workers' relay publishes */
-            else
-                conn_dispatch(w, who, w->evs[i].events);
+    if (w->cfg->io == WSR_IO_URING) {
+        int rc = iou_open(w);
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLET, .data.ptr = &w->lfd};
+        if (rc < 0) {
+            log_warn("worker %d: io_uring setup failed (%s): using epoll", w->id, strerror(-rc));
+            if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->lfd, &lev) == 0)
+                wrk_accept(w); /* connections may have queued meanwhile */
         }
+    }
+    for (;;) {
+        if (w->ur)
+            iou_wait(w, wrk_timeout_ms(w));
+        else
+            wrk_epoll_pass(w, wrk_timeout_ms(w));
+        WRK_INC(w->st.loops);
         wrk_run_ready(w);
         wrk_flush_writes(w); /* relay members: one sendmsg each per pass */
         wrk_reap_closed(w);
@@ -346,12 +382,17 @@ static void *wrk_main(void *arg)
         if (w->accept_retry && w->lfd >= 0) {
             w->accept_retry = false;
             wrk_accept(w);
+            if (w->ur)
+                iou_accept_arm(w);
         }
         if (!w->stopping && atomic_load_explicit(&w->stop_req, memory_order_acquire))
             wrk_begin_stop(w);
         if (w->stopping && (w->n_conns == 0 || (int32_t)(w->now - w->stop_until) >= 0)) {
             wrk_force_close_all(w);
             wrk_run_ready(w);
+            wrk_reap_closed(w);
+            if (w->ur) /* cancelled operations still hold closed conns */
+                iou_close(w, 1000);
             wrk_reap_closed(w);
             break;
         }
@@ -410,7 +451,9 @@ int wrk_new(struct wrk **out, int id, const struct wsr_config *cfg,
         goto fail_errno;
     struct epoll_event lev = {.events = EPOLLIN | EPOLLET, .data.ptr = &w->lfd};
     struct epoll_event eev = {.events = EPOLLIN | EPOLLET, .data.ptr = &w->efd};
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->lfd, &lev) < 0 ||
+    /* With io_uring the listener is served by a multishot accept instead
+     * (added here only if the ring cannot be set up: see wrk_main). */
+    if ((cfg->io != WSR_IO_URING && epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->lfd, &lev) < 0) ||
         epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->efd, &eev) < 0 || relay_attach(w) < 0)
         goto fail_errno;
     *out = w;

@@ -14,6 +14,7 @@
 #include "core/rb.h"
 #include "core/ws_session.h"
 #include "net/config.h"
+#include "net/io.h"
 
 #define WRK_MAX_EVENTS 256
 #define WRK_IOV 512            /* iovecs per writev; flushed early when full */
@@ -88,6 +89,7 @@ struct conn {
     uint8_t state;           /* enum conn_state */
     uint8_t ep;              /* enum conn_ep */
     uint8_t flags;           /* CF_* */
+    uint8_t io;              /* IOB_*: io_uring operations in flight (net/io.h) */
 };
 
 /* Per-worker counters. Only the owning worker writes them, with a relaxed
@@ -127,6 +129,7 @@ struct wrk_stats {
 struct wrk {
     int id;
     int epfd, lfd, efd;
+    struct iou *ur;          /* the io_uring backend, or NULL: epoll (net/io.h) */
     int spare_fd;            /* released to accept-and-shed when out of fds */
     uint16_t port;
     pthread_t th;
@@ -171,6 +174,19 @@ void wrk_timer_set(struct wrk *w, struct conn *c, uint32_t ticks_from_now);
 void wrk_timer_del(struct wrk *w, struct conn *c);
 void wrk_ready_add(struct wrk *w, struct conn *c);
 void conn_close(struct wrk *w, struct conn *c);
+/* A closed conn is freed after the batch once nothing refers to it: not on
+ * the ready list, no io_uring operation in flight. Called by each of those
+ * when it lets go. */
+void wrk_retire(struct wrk *w, struct conn *c);
+/* Take an accepted socket on (or refuse it over --max-connections). */
+void wrk_accept_fd(struct wrk *w, int fd);
+/* accept4 until the queue is empty (also the io_uring backend's way back
+ * after a resource shortage ended its multishot accept). */
+void wrk_accept(struct wrk *w);
+/* Handle what the epoll set has ready without waiting (the io_uring
+ * backend polls the epoll fd for the stop and relay eventfds). */
+void wrk_epoll_pass(struct wrk *w, int timeout_ms);
+void wrk_update_now(struct wrk *w);
 
 /* Every state change goes through here so the per-state gauges stay right. */
 static inline void conn_set_state(struct wrk *w, struct conn *c, enum conn_state s)

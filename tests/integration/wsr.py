@@ -25,6 +25,7 @@ import unittest
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("WSRELAY") or os.path.join(REPO, "build", "plain", "wsrelay")
 SAN = os.environ.get("SAN", "")
+IO_BACKEND = os.environ.get("WSR_IO", "")  # every server of the run uses this --io backend (make test runs both)
 SLOW = 3.0 if SAN else 1.0          # time-bound multiplier for sanitizer builds
 IO_TIMEOUT = 10.0 * SLOW            # default bound for any single socket wait
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
@@ -102,6 +103,8 @@ class Server:
         self._out = tempfile.TemporaryFile()
         self._err = tempfile.TemporaryFile()
         argv = [self.binary, "--host", self.host, "--port", "0"] + self.flags
+        if IO_BACKEND:
+            argv += ["--io", IO_BACKEND]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, cwd=REPO,
                                      preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.start_timeout
@@ -115,6 +118,9 @@ class Server:
                     self.kill()
                     raise AssertionError("unexpected start-up line %r; stderr: %s" % (line, self.stderr()))
                 self.banner = line.decode(errors="replace")
+                if IO_BACKEND and ("backend=%s" % IO_BACKEND) not in self.banner:
+                    self.kill()
+                    raise AssertionError("asked for --io %s, server runs %r" % (IO_BACKEND, self.banner))
                 self.port = int(m.group(2))
                 return self
             if self.proc.poll() is not None:
