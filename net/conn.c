@@ -781,7 +781,7 @@ void conn_on_recv_end(struct wrk *w, struct conn *c, int res)
             conn_eof(w, c);
         return;
     }
-    if (res == -ENOBUFS || res == -ECANCELED || res == -EINTR) {
+    if (res == -ENOBUFS || res == -ECANCELED || res == -EINTR || res == -EAGAIN) {
         wrk_ready_add(w, c); /* conn_resume arms it again when it should */
         return;
     }

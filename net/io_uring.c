@@ -53,6 +53,7 @@ struct iou_send {
     struct conn *c;        /* the conn waiting for this send */
     struct buf *b;         /* the bytes; unconsumed = not yet sent */
     struct iou_send *next; /* free list */
+    struct iou_send *all;  /* every record, for iou_close */
     uint8_t refs;          /* completions to come (a send's, a SEND_ZC notification) */
 };
 
@@ -64,6 +65,7 @@ struct iou {
     uint32_t zombies;            /* closed conns with operations in flight */
     uint32_t sends_out;          /* send records not yet back on the free list */
     struct iou_send *free_sends;
+    struct iou_send *all_sends;
     bool accept_armed, epoll_armed;
     struct buf *bufs[IOU_NBUF];  /* by buffer id */
     uint16_t empty[IOU_NBUF];
@@ -209,11 +211,16 @@ fail_ring:
     return rc;
 }
 
-/* Clear bits of c->io; a closed conn whose last operation ended is retired. */
+/* Clear bits of c->io; a closed conn whose last operation ended closes its
+ * fd (kept open until now so no queued operation can reach a new conn that
+ * got the same number) and is retired. */
 static void io_clear(struct wrk *w, struct iou *u, struct conn *c, uint8_t bits)
 {
     c->io &= (uint8_t)~bits;
     if (c->state == CS_CLOSED && c->io == 0) {
+        if (c->fd >= 0)
+            close(c->fd);
+        c->fd = -1;
         u->zombies--;
         wrk_retire(w, c);
     }
@@ -247,17 +254,24 @@ void iou_recv_cancel(struct wrk *w, struct conn *c)
     c->io |= IOB_RCANCEL;
 }
 
-static bool send_submit(struct wrk *w, struct iou *u, struct iou_send *s)
+/* poll_first: the socket was full; wait for room rather than try at once. */
+static bool send_submit(struct wrk *w, struct iou *u, struct iou_send *s, bool poll_first)
 {
     struct io_uring_sqe *sqe = sqe_get(u);
     if (!sqe)
         return false;
     size_t len = rb_len(&s->b->rb);
     uint64_t zc = w->cfg->zc_threshold;
+    /* WebSocket output: the kernel finishes the send (fewer completions).
+     * HTTP and draining output: a short send completes so its progress
+     * counts against the stall timers, as with epoll. */
+    int flags = MSG_NOSIGNAL | (s->c->state == CS_WS ? MSG_WAITALL : 0);
     if (zc && len >= zc)
-        io_uring_prep_send_zc(sqe, s->c->fd, rb_data(&s->b->rb), len, MSG_NOSIGNAL | MSG_WAITALL, 0);
+        io_uring_prep_send_zc(sqe, s->c->fd, rb_data(&s->b->rb), len, flags, 0);
     else
-        io_uring_prep_send(sqe, s->c->fd, rb_data(&s->b->rb), len, MSG_NOSIGNAL | MSG_WAITALL);
+        io_uring_prep_send(sqe, s->c->fd, rb_data(&s->b->rb), len, flags);
+    if (poll_first)
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     io_uring_sqe_set_data64(sqe, UD(s, UD_SEND));
     s->refs++;
     return true;
@@ -280,14 +294,20 @@ bool iou_send(struct wrk *w, struct conn *c)
     struct iou_send *s = u->free_sends;
     if (s)
         u->free_sends = s->next;
-    else if (!(s = malloc(sizeof *s))) { /* grows to the most sends ever in flight, then reused */
+    else if ((s = malloc(sizeof *s)) != NULL) { /* grows to the most sends ever in flight */
+        s->all = u->all_sends;
+        u->all_sends = s;
+    } else {
         conn_close(w, c);
         return false;
     }
-    *s = (struct iou_send){.c = c, .b = c->out};
+    s->c = c;
+    s->b = c->out;
+    s->next = NULL;
+    s->refs = 0;
     c->out = NULL;
     u->sends_out++;
-    if (!send_submit(w, u, s)) {
+    if (!send_submit(w, u, s, false)) {
         send_release(w, u, s);
         conn_close(w, c);
         return false;
@@ -315,14 +335,18 @@ void iou_conn_closing(struct wrk *w, struct conn *c)
     struct iou *u = w->ur;
     if (!c->io)
         return;
-    u->zombies++;
-    /* By fd, and submitted now: once the fd is closed its number may be
-     * reused by the next accept. */
+    u->zombies++; /* the fd stays open until the last completion (io_clear) */
+    if (c->io & IOB_SEND) {
+        /* The stream is cut short anyway: reset it, so the kernel drops
+         * the queued bytes now and a SEND_ZC notification comes at once
+         * rather than when (if ever) the peer reads. */
+        struct linger lg = {1, 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
     struct io_uring_sqe *sqe = sqe_get(u);
     if (sqe) {
         io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, UD_NOP);
-        io_uring_submit(&u->ring);
     } else {
         shutdown(c->fd, SHUT_RDWR); /* ends them anyway: receives see EOF, sends fail */
     }
@@ -392,9 +416,12 @@ static void on_send(struct wrk *w, struct iou *u, struct iou_send *s, int res, u
         if (res > 0) {
             rb_consume(&s->b->rb, (size_t)res);
             WRK_ADD(w->st.bytes_out[c->ep], res);
+            if (c->state != CS_WS)
+                c->last_rx = w->now; /* progress: a slow reader is not a stalled one */
         }
         if (res == -EAGAIN || res == -EINTR || (res > 0 && rb_len(&s->b->rb) > 0)) {
-            if (send_submit(w, u, s)) /* the rest, in order: nothing else is in flight */
+            /* the rest, in order: nothing else is in flight */
+            if (send_submit(w, u, s, res <= 0))
                 return;
             failed = true;
         } else if (res < 0) {
@@ -515,9 +542,11 @@ void iou_close(struct wrk *w, unsigned ms)
     for (unsigned i = 0; i < IOU_NBUF; i++)
         if (u->bufs[i])
             wrk_buf_put(w, u->bufs[i]);
-    while (u->free_sends) {
-        struct iou_send *s = u->free_sends;
-        u->free_sends = s->next;
+    while (u->all_sends) { /* with any whose SEND_ZC notification never came */
+        struct iou_send *s = u->all_sends;
+        u->all_sends = s->all;
+        if (s->b)
+            wrk_buf_put(w, s->b);
         free(s);
     }
     free(u);

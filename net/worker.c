@@ -175,8 +175,10 @@ void conn_close(struct wrk *w, struct conn *c)
         w->n_iov = w->slab_used = w->slab_iov = 0;
         w->iov_owner = NULL;
     }
-    close(c->fd);
-    c->fd = -1;
+    if (!c->io) { /* else closed by its last io_uring completion (net/io_uring.c) */
+        close(c->fd);
+        c->fd = -1;
+    }
     wrk_timer_del(w, c);
     if (c->in)
         wrk_buf_put(w, c->in);
