@@ -246,6 +246,19 @@ static bool ws_queue(struct wrk *w, struct conn *c, uint8_t op,
     if (c->out || c->rm || w->ur) {
         if (c->rm) /* relay: never cut into a partly sent message; net/relay.c flushes */
             relay_kick(w, c);
+        /* One reservation for the whole frame when it fits (the usual
+         * case); else grow through out_append. */
+        size_t avail;
+        uint8_t *dst = c->out ? rb_reserve(&c->out->rb, hlen + len, &avail) : NULL;
+        if (dst) {
+            memcpy(dst, hdr, hlen);
+            if (alen)
+                memcpy(dst + hlen, a, alen);
+            if (blen)
+                memcpy(dst + hlen + alen, b, blen);
+            rb_commit(&c->out->rb, hlen + len);
+            return true;
+        }
         return (out_append(w, c, hdr, hlen) && out_append(w, c, a, alen) &&
                 out_append(w, c, b, blen)) || (conn_close(w, c), false);
     }
