@@ -18,7 +18,9 @@
 #   B          build dir with wsrelay, wsload, bench/peers/ (default build/plain)
 #   DURATION   measured seconds per run (default 5); WARMUP (default 1)
 #   ROUNDS     rounds (default 3)
-#   SERVERS    subset of: wsrelay lws node_ws py_websockets bottle_gevent tcp_echo
+#   SERVERS    subset of: wsrelay wsrelay_epoll wsrelay_uring lws node_ws py_websockets
+#              bottle_gevent tcp_echo (wsrelay: its default I/O backend; the
+#              other two force --io epoll / --io uring)
 #   WORKLOADS  subset of: w1 w2 w3 w4 w5
 #   IDLE_CONNS connections for w4 (default 10000); RATE for w5 (default 50000)
 #   OUT        report path (default bench/RESULTS.md); RAW keeps the JSON lines
@@ -35,7 +37,7 @@ B=${B:-build/plain}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-3}
-SERVERS=${SERVERS:-wsrelay lws node_ws py_websockets bottle_gevent tcp_echo}
+SERVERS=${SERVERS:-wsrelay_epoll wsrelay_uring lws node_ws py_websockets bottle_gevent tcp_echo}
 WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 RATE=${RATE:-50000}
@@ -55,6 +57,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null
 server_cmd() {
     case $1 in
     wsrelay) echo "$B/wsrelay --host 127.0.0.1 --port 0 --threads 1 --max-connections $((IDLE_CONNS + 1000)) --log-level warn" ;;
+    wsrelay_epoll) echo "$(server_cmd wsrelay) --io epoll" ;;
+    wsrelay_uring) echo "$(server_cmd wsrelay) --io uring" ;;
     lws) echo "$B/bench/peers/lws_echo 0" ;;
     node_ws) echo "node bench/peers/node/echo.js 0" ;;
     py_websockets) echo "$PY bench/peers/py_websockets_echo.py 0" ;;
@@ -85,7 +89,7 @@ done
 need=("$WSLOAD")
 for s in $SERVERS; do
     case $s in
-    wsrelay) need+=("$B/wsrelay") ;;
+    wsrelay*) need+=("$B/wsrelay") ;;
     lws) need+=("$B/bench/peers/lws_echo") ;;
     tcp_echo) need+=("$B/bench/peers/tcp_echo") ;;
     node_ws) [[ ${REPORT_ONLY:-0} == 1 || -d bench/peers/node/node_modules/ws ]] || { echo "compare: run scripts/deps.sh (npm ci in bench/peers/node)" >&2; exit 2; } ;;
@@ -277,7 +281,8 @@ servers = meta["servers"].split()
 workloads = meta["workloads"].split()
 rate = float(meta["rate"])
 idle = int(meta["idle_conns"])
-LABEL = {"wsrelay": "wsrelay (1 thread)", "lws": "libwebsockets", "node_ws": "Node ws",
+LABEL = {"wsrelay": "wsrelay (1 thread)", "wsrelay_epoll": "wsrelay epoll (1 thread)",
+         "wsrelay_uring": "wsrelay io_uring (1 thread)", "lws": "libwebsockets", "node_ws": "Node ws",
          "py_websockets": "Python websockets", "bottle_gevent": "Bottle + gevent-websocket",
          "tcp_echo": "raw TCP echo (limit)"}
 DESC = {"w1": "32 B text, 100 connections, 1 in flight",
@@ -416,11 +421,11 @@ if "w5" in workloads:
     p("`sat.`: in w5 the server answered under 95%% of the offered %d msgs/s or was busy 90%% of a core or "
       "more: it is at its limit there, so its p99 is mostly queueing delay, not service time." % rate)
     p("")
-ref = "wsrelay" if "wsrelay" in servers else None
+ref = next((r for r in ("wsrelay", "wsrelay_uring", "wsrelay_epoll") if r in servers), None)
 if ref:
-    p("## wsrelay relative to each peer (median over median)")
+    p("## %s relative to each other server (median over median)" % LABEL[ref])
     p("")
-    p("Throughput ratio > 1 and CPU/memory/latency ratio < 1 favour wsrelay.")
+    p("Throughput ratio > 1 and CPU/memory/latency ratio < 1 favour %s." % LABEL[ref])
     p("")
     cols = []
     for w in workloads:
@@ -434,7 +439,7 @@ if ref:
             cols.append(("w4 B/conn ×", w, "rss_per_conn_bytes"))
         elif w == "w5":
             cols.append(("w5 p99 ×", w, "p99"))
-    p("| wsrelay vs | " + " | ".join(c[0] for c in cols) + " |")
+    p("| %s vs | " % LABEL[ref] + " | ".join(c[0] for c in cols) + " |")
     p("|" + "---|" * (len(cols) + 1))
     for s in servers:
         if s == ref:

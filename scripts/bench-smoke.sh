@@ -3,7 +3,7 @@
 #   1. wsrelay --port 0 --threads 1; wsload echo for ~2 s against /echo
 #      (binary) and /websocket (text, --expect-prefix echo:);
 #   2. the raw TCP peer bench/peers/tcp_echo; wsload --raw for ~2 s;
-#   3. bench/compare.sh with wsrelay and tcp_echo, w1 and w2, 1 round of 1 s.
+#   3. bench/compare.sh with wsrelay (epoll and io_uring) and tcp_echo, w1 and w2, 1 round of 1 s.
 # Each run must exit 0 and report a non-zero msgs_per_s with no errors or
 # mismatches in its --json line. Servers are started here and killed by PID.
 # Env: B = build dir holding wsrelay, wsload and bench/peers/ (default build/plain).
@@ -131,12 +131,12 @@ elif [[ -x $WSRELAY && -x $WSLOAD ]]; then
     fi
 fi
 
-# 3. bench/compare.sh, shortened: wsrelay and tcp_echo, w1 and w2, one round of
-#    1 s. It must exit 0, record four successful runs and write a report with
-#    a row for each server and no FAIL cell.
+# 3. bench/compare.sh, shortened: wsrelay on each I/O backend and tcp_echo,
+#    w1 and w2, one round of 1 s. It must exit 0, record six successful runs
+#    and write a report with a row for each server and no FAIL cell.
 if [[ -x $WSLOAD && -x $WSRELAY && -x $TCP_ECHO ]]; then
-    echo "  run   DURATION=1 WARMUP=0.5 ROUNDS=1 SERVERS=\"wsrelay tcp_echo\" WORKLOADS=\"w1 w2\" bench/compare.sh"
-    B=$B DURATION=1 WARMUP=0.5 ROUNDS=1 SERVERS="wsrelay tcp_echo" WORKLOADS="w1 w2" \
+    echo "  run   DURATION=1 WARMUP=0.5 ROUNDS=1 SERVERS=\"wsrelay_epoll wsrelay_uring tcp_echo\" WORKLOADS=\"w1 w2\" bench/compare.sh"
+    B=$B DURATION=1 WARMUP=0.5 ROUNDS=1 SERVERS="wsrelay_epoll wsrelay_uring tcp_echo" WORKLOADS="w1 w2" \
         OUT="$tmp/compare.md" RAW="$tmp/compare.jsonl" timeout -k 5 90 bench/compare.sh >"$tmp/compare.log" 2>&1
     rc=$?
     verdict=$($PY - "$tmp/compare.jsonl" "$tmp/compare.md" <<'EOF_PY'
@@ -147,8 +147,9 @@ try:
 except (OSError, ValueError) as e:
     print("no results: %s" % e); sys.exit(1)
 good = [r for r in runs if r["rc"] == 0 and r["result"] and r["result"]["msgs_per_s"] > 0]
-rows = [l for l in report.splitlines() if l.startswith("| wsrelay (1 thread) |") or l.startswith("| raw TCP echo")]
-if len(runs) != 4 or len(good) != 4 or len(rows) < 2 or "| FAIL" in report:
+rows = [l for l in report.splitlines() if l.startswith("| wsrelay epoll (1 thread) |") or
+        l.startswith("| wsrelay io_uring (1 thread) |") or l.startswith("| raw TCP echo")]
+if len(runs) != 6 or len(good) != 6 or len(rows) < 3 or "| FAIL" in report:
     print("%d runs, %d good, %d report rows" % (len(runs), len(good), len(rows))); sys.exit(1)
 print("; ".join("%s %s %.0f msg/s" % (r["workload"], r["server"], r["result"]["msgs_per_s"]) for r in good))
 EOF_PY
