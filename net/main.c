@@ -37,8 +37,8 @@ static const char usage[] =
     "  --slow-consumer POLICY  relay member past --max-backlog: close (1013, default) or drop\n"
     "                          (whole messages for that member only; counted either way)\n"
     "  --stats-interval S      log a one-line summary every S seconds (default 0 = off)\n"
-    "  --io BACKEND            epoll (default) or uring (io_uring; falls back to epoll with a\n"
-    "                          log line where the kernel does not allow it)\n"
+    "  --io BACKEND            uring (io_uring, the default where built with liburing) or epoll;\n"
+    "                          where the kernel does not allow io_uring, one log line and epoll\n"
     "  --zc-threshold BYTES    io_uring: send replies of at least this many bytes with SEND_ZC\n"
     "                          (default 0 = never; see README)\n"
     "  --handshake-timeout S   time to send a complete HTTP request (default 10; \"500ms\" works too)\n"
@@ -192,7 +192,15 @@ int main(int argc, char **argv)
         .idle_timeout_ms = 120000,
         .ping_interval_ms = 30000,
         .close_timeout_ms = 5000,
+        /* io_uring where built and allowed: it measured cheaper per message
+         * on small echoes (bench/RESULTS.md, "I/O backends"). */
+#ifdef WSR_HAVE_URING
+        .io = WSR_IO_URING,
+#else
+        .io = WSR_IO_EPOLL,
+#endif
     };
+    bool io_set = false;
     const char *host = "0.0.0.0", *static_dir = NULL;
     long port = 8080;
     bool frame_set = false;
@@ -233,6 +241,7 @@ int main(int argc, char **argv)
             break;
         }
         case O_IO:
+            io_set = true;
             if (strcmp(optarg, "epoll") == 0)
                 cfg.io = WSR_IO_EPOLL;
             else if (strcmp(optarg, "uring") == 0 || strcmp(optarg, "io_uring") == 0)
@@ -304,7 +313,10 @@ int main(int argc, char **argv)
     if (cfg.io == WSR_IO_URING) {
         const char *why;
         if (!iou_usable(&why)) {
-            log_warn("io_uring unavailable (%s): using epoll", why);
+            if (io_set)
+                log_warn("io_uring unavailable (%s): using epoll", why);
+            else
+                log_info("io_uring unavailable (%s): using epoll", why);
             cfg.io = WSR_IO_EPOLL;
         }
     }
