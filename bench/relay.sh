@@ -11,7 +11,8 @@
 # /proc/PID/stat over the measured seconds). Prints a Markdown table; exits 1
 # when any wsload run failed or reported an error.
 # Env: B (build/plain), DURATION (4), INFLIGHT (16), SUBS (1000),
-# CHANNELS (100), MEMBERS (10), WORKERS ("1 2"), RUNS ("r1 r2").
+# CHANNELS (100), MEMBERS (10), WORKERS ("1 2"), RUNS ("r1 r2"), SERVER_ARGS
+# (extra wsrelay flags, e.g. "--io epoll").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build/plain}
@@ -36,7 +37,7 @@ start_server() { # workers
     local cpus=0
     [[ $1 -gt 1 ]] && cpus=0,1
     taskset -c "$cpus" "$B/wsrelay" --host 127.0.0.1 --port 0 --threads "$1" \
-        --max-connections 20000 >"$tmp/srv.out" 2>"$tmp/srv.err" &
+        --max-connections 20000 ${SERVER_ARGS:-} >"$tmp/srv.out" 2>"$tmp/srv.err" &
     srv=$!
     for _ in $(seq 100); do grep -q listening "$tmp/srv.out" 2>/dev/null && break; sleep 0.05; done
     port=$(grep -o ':[0-9]* ' "$tmp/srv.out" | head -1 | tr -d ': ')
