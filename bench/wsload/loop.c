@@ -983,6 +983,11 @@ static void on_event(struct worker *w, struct conn *c, uint32_t evs)
                                   : rx_frames(w, c, w->rbuf, w->rbuf + r, now);
         if (rc < 0 || c->state == C_DONE)
             return;
+        /* Edge-triggered: a short read drained the socket, and bytes that
+         * arrive later raise a new edge, so the recv() that would only say
+         * EAGAIN is skipped. Not after a hang-up: no edge follows EOF. */
+        if ((size_t)r < WL_RBUF && !(evs & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+            return;
     }
 }
 
