@@ -100,6 +100,8 @@ PEER_LIBS_lws_echo := -lwebsockets
 $(B)/tests/test_%: $(B)/tests/test_%.o $(FAKE_OBJS) $(B)/libnet.a $(B)/libcore.a
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(TEST_LDFLAGS_$*) $^ -o $@ -lcmocka $(LDLIBS)
+# wsload's own modules are not in the libraries: name them.
+$(B)/tests/test_wsload_mask: $(B)/bench/wsload/mask.o
 # Fuzz targets also link with a replay main() so `make test` runs their corpus.
 $(B)/tests/fuzz_%: $(B)/tests/fuzz_%.o $(B)/tests/fuzz_replay_main.o $(B)/libcore.a
 	$(if $(Q),@echo "  LD      $@")

@@ -3,7 +3,9 @@
 #   1. wsrelay --port 0 --threads 1; wsload echo for ~2 s against /echo
 #      (binary) and /websocket (text, --expect-prefix echo:);
 #   2. the raw TCP peer bench/peers/tcp_echo; wsload --raw for ~2 s;
-#   3. bench/compare.sh with wsrelay (epoll and io_uring) and tcp_echo, w1 and w2, 1 round of 1 s.
+#   3. bench/compare.sh with wsrelay (epoll and io_uring) and tcp_echo, w1 and w2, 1 round of 1 s;
+#   and wsload --raw against bench/peers/fault_echo.py: replies in small
+#   pieces verify cleanly, one flipped bit is one mismatch with exit 1.
 # Each run must exit 0 and report a non-zero msgs_per_s with no errors or
 # mismatches in its --json line. Servers are started here and killed by PID.
 # Env: B = build dir holding wsrelay, wsload and bench/peers/ (default build/plain).
@@ -85,6 +87,63 @@ if [[ -x $WSLOAD && -x $TCP_ECHO ]]; then
     else
         bad "tcp_echo did not start"
     fi
+fi
+
+# wsload's verdicts against a misbehaving raw echo (bench/peers/fault_echo.py).
+# Replies split into 1..7-byte pieces must verify cleanly (frame headers and
+# payloads cut at every offset: the general path, not the whole-reply one).
+# One flipped bit must be exactly one mismatch, named by message and payload
+# byte, with exit status 1. On the wire a 32-byte message is 38 bytes (2 +
+# 4-byte mask key + 32), so stream offset 500 is message 13, payload byte 0;
+# a 70000-byte one has a 14-byte header, so offset 114 is message 0, byte 100.
+# fault NAME FAULT-ARGS -- EXPECTED-STDERR-OR-"" WSLOAD-ARGS...
+fault() {
+    local name=$1 fargs=() want
+    shift
+    while [[ $1 != -- ]]; do fargs+=("$1"); shift; done
+    want=$2
+    shift 2
+    if ! start fault_echo $PY bench/peers/fault_echo.py "${fargs[@]}"; then
+        bad "$name: fault_echo did not start"
+        return
+    fi
+    local cmd=("$WSLOAD" -q --json --raw -d 1 -w 0 "$@" "ws://127.0.0.1:$port/echo")
+    echo "  run   fault_echo.py ${fargs[*]}; ${cmd[*]}"
+    timeout -k 5 30 "${cmd[@]}" >"$tmp/fault.out" 2>"$tmp/fault.err"
+    local rc=$? verdict
+    stop "$pid"
+    verdict=$(tail -n 1 "$tmp/fault.out" | $PY -c '
+import json, sys
+want_rc, rc = (1 if sys.argv[1] else 0), int(sys.argv[2])
+try:
+    j = json.loads(sys.stdin.read())
+except ValueError:
+    print("no JSON line"); sys.exit(1)
+want_mism = 1 if want_rc else 0
+if rc != want_rc or j["mismatches"] != want_mism or j["errors"] or (not want_rc and not j["msgs_per_s"] > 0):
+    print("exit %d, errors %d, mismatches %d, %.0f msg/s" % (rc, j["errors"], j["mismatches"], j["msgs_per_s"]))
+    sys.exit(1)
+print("exit %d, mismatches %d, %.0f msg/s" % (rc, j["mismatches"], j["msgs_per_s"]))
+' "$want" "$rc")
+    local vrc=$?
+    if [[ $vrc -eq 0 && -n $want ]] && ! grep -qF "$want" "$tmp/fault.err"; then
+        verdict="$verdict; stderr lacks: $want"
+        vrc=1
+    fi
+    if [[ $vrc -eq 0 ]]; then
+        ok "$name: $verdict"
+    else
+        bad "$name: $verdict"
+        sed 's/^/        /' "$tmp/fault.err" | tail -n 5
+    fi
+}
+
+if [[ -x $WSLOAD ]]; then
+    fault "raw echo in 1..7-byte pieces" --dribble -- "" -c 2 -p 8 -s 1-300
+    fault "one flipped bit, 32 B" --flip 500 -- \
+        "message 13 (32 bytes): mismatch at payload byte 0: got 0x" -c 1 -p 4 -s 32
+    fault "one flipped bit, 70000 B" --flip 114 -- \
+        "message 0 (70000 bytes): mismatch at payload byte 100: got 0x" -c 1 -p 2 -s 70000
 fi
 
 # Micro-benchmarks: a few benchmarks at a tiny min time. Each benchmark checks

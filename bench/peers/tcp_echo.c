@@ -58,8 +58,9 @@ static int drain(struct peer *p)
     return 1;
 }
 
-/* Read and echo until EAGAIN, EOF or a backlog. Returns -1 to close. */
-static int pump(struct peer *p)
+/* Read and echo until EAGAIN, a short read, EOF or a backlog. hup: the
+ * event said the peer hung up, so read on to EOF. Returns -1 to close. */
+static int pump(struct peer *p, bool hup)
 {
     int rc = drain(p);
     if (rc <= 0)
@@ -89,6 +90,11 @@ static int pump(struct peer *p)
             p->out_len = (size_t)(r - w);
             return 0;
         }
+        /* Edge-triggered: a short read drained the socket, and bytes that
+         * arrive later raise a new edge; the read that would only say
+         * EAGAIN is skipped (as wsrelay does). No edge follows EOF. */
+        if ((size_t)r < sizeof buf && !hup)
+            return 0;
     }
     /* EOF with nothing owed: echo is complete, close. */
     return p->out_len ? 0 : -1;
@@ -177,7 +183,7 @@ int main(int argc, char **argv)
                 continue;
             }
             struct peer *p = tag;
-            if ((evs[i].events & EPOLLERR) || pump(p) < 0)
+            if ((evs[i].events & EPOLLERR) || pump(p, evs[i].events & (EPOLLRDHUP | EPOLLHUP)) < 0)
                 peer_close(epfd, p);
         }
     }

@@ -26,9 +26,19 @@ uint64_t wl_hist_value(size_t i)
 
 void wl_hist_add(struct wl_hist *h, uint64_t v)
 {
+    wl_hist_add_at(h, wl_hist_index(v), v);
+}
+
+void wl_hist_bump(struct wl_hist *h, size_t i)
+{
+    atomic_store_explicit(&h->n[i], atomic_load_explicit(&h->n[i], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+void wl_hist_add_at(struct wl_hist *h, size_t i, uint64_t v)
+{
     /* Single writer: a relaxed load + store is a plain increment on x86, yet
      * readers on other threads see whole values, never a data race. */
-    size_t i = wl_hist_index(v);
     atomic_store_explicit(&h->n[i], atomic_load_explicit(&h->n[i], memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_store_explicit(&h->count, atomic_load_explicit(&h->count, memory_order_relaxed) + 1,

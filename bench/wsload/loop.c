@@ -9,9 +9,10 @@
  * control payload (<= 125) are ever carried between reads, so a connection
  * costs a few hundred bytes whatever the message size.
  *
- * Sending builds as many frames as fit into the worker's 64 KiB scratch,
+ * Sending builds as many frames as fit into the worker's 256 KiB scratch,
  * masks them (fresh key per frame) and writes them with one send(); only a
- * short write copies the rest into the connection's own pending buffer.
+ * short write hands the scratch over to the connection as its pending
+ * buffer (no copy) and takes the connection's empty one in exchange.
  *
  * Phases: CONNECT (open and handshake, at most WL_MAX_PENDING at a time) ->
  * WAIT (main sets t0) -> RUN (send until t0 + warm-up + duration; idle: hold
@@ -21,6 +22,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +36,8 @@
 #include "core/ws_unmask.h"
 #include "bench/wsload/wsload.h"
 
-#define WL_CHUNK (64 * 1024)     /* bytes generated per send(); 64 KiB: a socket buffer's worth */
+#define WL_CHUNK (256 * 1024)    /* bytes generated per send(); 256 KiB: w3 (64 KiB messages)
+                                  * costs ~1 us less per message in the kernel than with 64 KiB */
 #define WL_RBUF (256 * 1024)     /* bytes per read() */
 #define WL_MAX_PENDING 128       /* connects + handshakes in progress per worker */
 #define WL_MAX_EVENTS 256
@@ -68,7 +71,7 @@ struct conn {
     uint64_t tx_len, tx_off;
     uint32_t tx_pat;
     uint8_t tx_key[4];
-    uint8_t *pend;        /* generated, unsent bytes (after a short write) */
+    uint8_t *pend;        /* generated, unsent bytes (after a short write); WL_CHUNK + 64 */
     size_t pend_off, pend_len;
     uint64_t *sent_ns;    /* closed loop: send time of seq at [seq & ring_mask] */
     uint8_t ctl[WL_CTL_CAP]; /* control frames waiting to go out */
@@ -218,28 +221,36 @@ static void mark_dirty(struct worker *w, struct conn *c)
 
 /* ---- payload generation and verification ------------------------------------------- */
 
-/* Copy payload bytes [off, off + n) of a message with pattern start pat. */
-static void pat_copy(const uint8_t *pat, uint32_t start, uint64_t off, uint8_t *dst, size_t n)
+static const uint8_t no_key[4];
+
+/* Write payload bytes [off, off + n) of a message with pattern start pat,
+ * masked with key (payload offset off has phase off & 3). */
+static void pat_mask_copy(const uint8_t *pat, uint32_t start, uint64_t off, uint8_t *dst, size_t n,
+                          const uint8_t key[4])
 {
     while (n) {
         size_t at = (size_t)((start + off) & (WL_PAT_LEN - 1));
         size_t k = n < WL_PAT_LEN ? n : WL_PAT_LEN;
-        memcpy(dst, pat + at, k);
+        wl_mask_copy(dst, pat + at, k, key, (size_t)(off & 3));
         dst += k;
         off += k;
         n -= k;
     }
 }
 
-static bool pat_equal(const uint8_t *pat, uint32_t start, uint64_t off, const uint8_t *p, size_t n)
+/* Whether p[0, n), unmasked with key (no_key: as it is), is payload
+ * [off, off + n) of the message with pattern start pat. */
+static bool pat_equal(const uint8_t *pat, uint32_t start, uint64_t off, const uint8_t *p, size_t n,
+                      const uint8_t key[4], size_t phase)
 {
     while (n) {
         size_t at = (size_t)((start + off) & (WL_PAT_LEN - 1));
         size_t k = n < WL_PAT_LEN ? n : WL_PAT_LEN;
-        if (memcmp(p, pat + at, k) != 0)
+        if (!wl_mask_equal(p, pat + at, k, key, phase))
             return false;
         p += k;
         off += k;
+        phase += k;
         n -= k;
     }
     return true;
@@ -252,22 +263,29 @@ static void relay_hdr(uint8_t out[WL_RELAY_HDR], uint64_t pub, uint64_t seq)
     memcpy(out, tmp, WL_RELAY_HDR);
 }
 
-static bool can_start(const struct worker *w, const struct conn *c, uint64_t now)
+/* The first message c may not start yet: messages tx_seq up to (not
+ * including) the result may go out now. */
+static uint64_t start_limit(const struct worker *w, const struct conn *c, uint64_t now)
 {
     if (w->ph != P_RUN || now >= w->t_end || now < w->t0)
-        return false;
+        return c->tx_seq;
     switch (c->role) {
-    case R_ECHO:
-        if (c->tx_seq - c->rx_seq >= w->o->pipeline)
-            return false;
-        return w->o->rate > 0 ? c->tx_seq < c->due_seq : true;
+    case R_ECHO: {
+        uint64_t lim = c->rx_seq + w->o->pipeline;
+        return w->o->rate > 0 && c->due_seq < lim ? c->due_seq : lim;
+    }
     case R_PUB:
         if (w->o->rate > 0)
-            return c->tx_seq < c->due_seq;
-        return c->tx_seq - w->rl_done[c->sched] < w->o->pipeline;
+            return c->due_seq;
+        return w->rl_done[c->sched] + w->o->pipeline;
     default:
-        return false;
+        return c->tx_seq;
     }
+}
+
+static bool can_start(const struct worker *w, const struct conn *c, uint64_t now)
+{
+    return c->tx_seq < start_limit(w, c, now);
 }
 
 /* Generate frames for c into dst[0, cap): queued control frames, then new
@@ -275,6 +293,7 @@ static bool can_start(const struct worker *w, const struct conn *c, uint64_t now
 static size_t fill(struct worker *w, struct conn *c, uint8_t *dst, size_t cap, uint64_t now)
 {
     size_t n = 0;
+    uint64_t lim = start_limit(w, c, now); /* sending changes none of its inputs */
     for (;;) {
         if (!c->tx_in_msg) {
             if (c->ctl_len && c->ctl_len <= cap - n) {
@@ -282,7 +301,7 @@ static size_t fill(struct worker *w, struct conn *c, uint8_t *dst, size_t cap, u
                 n += c->ctl_len;
                 c->ctl_len = 0;
             }
-            if (cap - n <= WS_MAX_HDR || !can_start(w, c, now))
+            if (cap - n <= WS_MAX_HDR || c->tx_seq >= lim)
                 break;
             uint64_t src = c->role == R_PUB ? c->sched : c->id;
             c->tx_len = wl_msg_size(w->o, src, c->tx_seq);
@@ -301,14 +320,13 @@ static size_t fill(struct worker *w, struct conn *c, uint8_t *dst, size_t cap, u
         if (k == 0 && c->tx_len != c->tx_off)
             break; /* buffer full mid-message */
         uint8_t *p = dst + n;
-        pat_copy(w->run->pat, c->tx_pat, c->tx_off, p, k);
+        pat_mask_copy(w->run->pat, c->tx_pat, c->tx_off, p, k, c->tx_key);
         if (c->role == R_PUB && c->tx_off < WL_RELAY_HDR) {
             uint8_t rh[WL_RELAY_HDR];
             relay_hdr(rh, c->sched, c->tx_seq);
             size_t m = WL_RELAY_HDR - (size_t)c->tx_off;
-            memcpy(p, rh + c->tx_off, m < k ? m : k);
+            wl_mask_copy(p, rh + c->tx_off, m < k ? m : k, c->tx_key, (size_t)(c->tx_off & 3));
         }
-        ws_unmask(p, k, c->tx_key, (size_t)(c->tx_off & 3));
         n += k;
         c->tx_off += k;
         if (c->tx_off == c->tx_len) {
@@ -397,14 +415,15 @@ static void record(struct worker *w, uint64_t lat, uint64_t bytes, uint64_t now)
     struct wl_thread *t = w->t;
     if (now < w->t0)
         return;
-    wl_hist_add(&t->prog, lat);
+    size_t i = wl_hist_index(lat);
+    wl_hist_bump(&t->prog, i);
     atomic_store_explicit(&t->prog_msgs, atomic_load_explicit(&t->prog_msgs, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_store_explicit(&t->prog_bytes,
                           atomic_load_explicit(&t->prog_bytes, memory_order_relaxed) + bytes,
                           memory_order_relaxed);
     if (now >= w->t_warm && now < w->t_end) {
-        wl_hist_add(&t->lat, lat);
+        wl_hist_add_at(&t->lat, i, lat);
         t->msgs++;
         t->bytes += bytes;
     }
@@ -487,8 +506,11 @@ static int relay_identify(struct worker *w, struct conn *c)
     return 0;
 }
 
-/* Verify n payload bytes at message offset c->msg_off. */
-static int msg_bytes(struct worker *w, struct conn *c, const uint8_t *p, size_t n)
+/* Verify n payload bytes at message offset c->msg_off. key: the frame's
+ * mask (raw echo frames come back masked; they are checked without being
+ * unmasked first) at phase, or no_key. Only raw echoes are masked, so a
+ * masked reply has neither a relay header nor a prefix. */
+static int msg_bytes(struct worker *w, struct conn *c, uint8_t *p, size_t n, const uint8_t key[4], size_t phase)
 {
     const struct wl_opts *o = w->o;
     if (!c->msg_known) { /* relay: gather the header first */
@@ -498,6 +520,7 @@ static int msg_bytes(struct worker *w, struct conn *c, const uint8_t *p, size_t 
         memcpy(c->rh + c->msg_off, p, m);
         c->msg_off += m;
         p += m;
+        phase += m;
         n -= m;
         if (c->msg_off < WL_RELAY_HDR)
             return 0;
@@ -522,17 +545,19 @@ static int msg_bytes(struct worker *w, struct conn *c, const uint8_t *p, size_t 
         }
         c->msg_off += m;
         p += m;
+        phase += m;
         n -= m;
     }
     uint64_t poff = c->msg_off - plen;
     size_t skip = 0;
     if (c->next_seq && poff < WL_RELAY_HDR) /* header already checked */
         skip = (size_t)(WL_RELAY_HDR - poff) < n ? (size_t)(WL_RELAY_HDR - poff) : n;
-    if (!pat_equal(w->run->pat, c->msg_pat, poff + skip, p + skip, n - skip)) {
+    if (!pat_equal(w->run->pat, c->msg_pat, poff + skip, p + skip, n - skip, key, phase + skip)) {
+        ws_unmask(p, n, key, phase); /* for the report: the bytes as sent */
         size_t bad = skip;
         uint8_t exp = 0;
         for (; bad < n; bad++) {
-            pat_copy(w->run->pat, c->msg_pat, poff + bad, &exp, 1);
+            pat_mask_copy(w->run->pat, c->msg_pat, poff + bad, &exp, 1, no_key);
             if (exp != p[bad])
                 break;
         }
@@ -676,11 +701,54 @@ static int frame_end(struct worker *w, struct conn *c, uint64_t now)
     }
 }
 
+/* The common case without the frame state machine: [p, end) starts with a
+ * whole unfragmented reply to echo message rx_seq, with the opcode, mask
+ * bit, length, prefix and payload it must have. Returns its bytes, or 0 when
+ * anything differs or is incomplete, and the general path (which says what
+ * is wrong) takes over. 64-bit lengths go that way too: at 64 KiB and more
+ * the state machine costs nothing next to the payload. */
+static size_t rx_echo_fast(struct worker *w, struct conn *c, const uint8_t *p, const uint8_t *end, uint64_t now)
+{
+    const struct wl_opts *o = w->o;
+    size_t avail = (size_t)(end - p), h = 2;
+    if (avail < 2 || c->rx_seq == c->tx_seq || p[0] != (0x80 | w->op) || (p[1] >> 7) != o->raw)
+        return 0;
+    uint64_t len = p[1] & 0x7f;
+    if (len == 126) {
+        if (avail < 4 || (len = (uint64_t)p[2] << 8 | p[3]) < 126)
+            return 0;
+        h = 4;
+    } else if (len == 127) {
+        return 0;
+    }
+    const uint8_t *key = no_key;
+    if (o->raw) {
+        key = p + h; /* RFC 6455 §5.2: the masking key follows the length */
+        h += 4;
+    }
+    size_t plen = o->raw ? 0 : o->prefix_len;
+    if (avail < h || avail - h < len || len != plen + wl_msg_size(o, c->id, c->rx_seq) ||
+        (plen && memcmp(p + h, o->prefix, plen) != 0) ||
+        !pat_equal(w->run->pat, wl_msg_pat(c->id, c->rx_seq), 0, p + h + plen, (size_t)len - plen, key, plen))
+        return 0;
+    uint64_t sent = c->sent_ns ? c->sent_ns[c->rx_seq & w->ring_mask] : intended(w, c->sched, c->rx_seq);
+    record(w, now > sent ? now - sent : 0, len - plen, now);
+    c->rx_seq++;
+    if (!c->dirty && can_start(w, c, now))
+        mark_dirty(w, c);
+    return h + (size_t)len;
+}
+
 /* Parse and verify server frames in [p, end). Returns -1 once c is closed. */
 static int rx_frames(struct worker *w, struct conn *c, uint8_t *p, uint8_t *end, uint64_t now)
 {
     while (p < end || (c->in_frame && c->fr_left == 0)) {
         if (!c->in_frame) {
+            size_t fast;
+            if (c->role == R_ECHO && !c->hdr_n && !c->msg_op && (fast = rx_echo_fast(w, c, p, end, now)) > 0) {
+                p += fast;
+                continue;
+            }
             struct ws_frame f;
             ptrdiff_t h;
             if (c->hdr_n) {
@@ -717,12 +785,13 @@ static int rx_frames(struct worker *w, struct conn *c, uint8_t *p, uint8_t *end,
         size_t k = (size_t)(end - p);
         if (k > c->fr_left)
             k = (size_t)c->fr_left;
-        if (c->fr_masked)
-            ws_unmask(p, k, c->fr_key, (size_t)(c->fr_off & 3));
-        if (c->fr_op >= WS_OP_CLOSE)
+        if (c->fr_op >= WS_OP_CLOSE) {
+            if (c->fr_masked)
+                ws_unmask(p, k, c->fr_key, (size_t)(c->fr_off & 3));
             memcpy(c->ctlbuf + c->fr_off, p, k);
-        else if (msg_bytes(w, c, p, k) < 0)
+        } else if (msg_bytes(w, c, p, k, c->fr_masked ? c->fr_key : no_key, (size_t)(c->fr_off & 3)) < 0) {
             return -1;
+        }
         p += k;
         c->fr_off += k;
         c->fr_left -= k;
@@ -982,6 +1051,11 @@ static void on_event(struct worker *w, struct conn *c, uint32_t evs)
         int rc = c->state == C_HS ? rx_handshake(w, c, w->rbuf, (size_t)r, now)
                                   : rx_frames(w, c, w->rbuf, w->rbuf + r, now);
         if (rc < 0 || c->state == C_DONE)
+            return;
+        /* Edge-triggered: a short read drained the socket, and bytes that
+         * arrive later raise a new edge, so the recv() that would only say
+         * EAGAIN is skipped. Not after a hang-up: no edge follows EOF. */
+        if ((size_t)r < WL_RBUF && !(evs & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
             return;
     }
 }
@@ -1304,6 +1378,11 @@ void *wl_thread_main(void *arg)
 {
     struct wl_thread *t = arg;
     struct worker w;
+    /* A descriptor table of its own: while a table is shared by threads,
+     * every send() and recv() takes and drops a reference on its socket
+     * (atomics, about 2% of the worker's time in w2); with a private one
+     * the kernel skips that. Nobody else uses the worker's sockets. */
+    (void)unshare(CLONE_FILES);
     if (worker_init(&w, t) < 0) {
         fprintf(stderr, "wsload: thread %u: setup failed: %s\n", t->idx, strerror(errno));
         t->errors++;

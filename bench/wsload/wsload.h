@@ -33,6 +33,11 @@ struct wl_hist {
 
 /* Record v ns. Only the owning thread may call it. */
 void wl_hist_add(struct wl_hist *h, uint64_t v);
+/* The same with i == wl_hist_index(v) already known. */
+void wl_hist_add_at(struct wl_hist *h, size_t i, uint64_t v);
+/* Count one value in bucket i only: count and max stay as they are (for
+ * histograms read only bucket by bucket, like the progress line's). */
+void wl_hist_bump(struct wl_hist *h, size_t i);
 /* dst += src (dst must not be shared while this runs). */
 void wl_hist_merge(struct wl_hist *dst, const struct wl_hist *src);
 /* The value at quantile q in [0, 1] (bucket midpoint, capped at max), 0 when
@@ -96,7 +101,7 @@ struct wl_thread {
     unsigned idx;
     struct wl_run *run;
     struct wl_hist lat;          /* replies/deliveries inside the measured window */
-    struct wl_hist prog;         /* every reply after t0, for the progress line */
+    struct wl_hist prog;         /* every reply after t0, for the progress line: buckets only */
     _Atomic uint64_t prog_msgs;  /* every reply after t0 */
     _Atomic uint64_t prog_bytes; /* payload bytes of those */
     _Atomic uint64_t prog_errors;/* errors + mismatches so far */
@@ -107,6 +112,20 @@ struct wl_thread {
     uint64_t close_timeouts;     /* close handshakes that did not finish */
     unsigned logged;             /* error lines printed, capped */
 };
+
+/* ---- masking fused with copying or checking (mask.c) -----------------------------
+ * RFC 6455 §5.3 masking, key[(phase + i) & 3] for byte i, as ws_unmask(),
+ * but in the same pass as the copy or the comparison. Any length and
+ * alignment; the _scalar and _avx2 twins are exposed for the tests (call
+ * _avx2 only when the CPU has AVX2). */
+/* dst[i] = src[i] ^ key for i < n; dst and src do not overlap. */
+void wl_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], size_t phase);
+/* True when p[i] ^ key == want[i] for every i < n. */
+bool wl_mask_equal(const uint8_t *p, const uint8_t *want, size_t n, const uint8_t key[4], size_t phase);
+void wl__mask_copy_scalar(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], size_t phase);
+void wl__mask_copy_avx2(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], size_t phase);
+bool wl__mask_equal_scalar(const uint8_t *p, const uint8_t *want, size_t n, const uint8_t key[4], size_t phase);
+bool wl__mask_equal_avx2(const uint8_t *p, const uint8_t *want, size_t n, const uint8_t key[4], size_t phase);
 
 uint64_t wl_now_ns(void);
 /* The worker: opens its connections (idx, idx + threads, ...), runs the
