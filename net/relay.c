@@ -27,6 +27,10 @@ _Static_assert(sizeof(struct conn) <= 160, "struct conn grew past 160 bytes");
 
 #define RELAY_BUCKETS 1024   /* registry hash buckets (chained) */
 #define RELAY_IOV 256        /* iovecs per member sendmsg */
+#define RELAY_PACK (32 * 1024) /* per-worker scratch for packed frames */
+/* Frames (header + payload) up to this many bytes are copied into the
+ * scratch rather than referenced: the same cut as the echo's slab. */
+#define RELAY_PACK_MAX (WRK_PACK_MAX + WS_MAX_HDR)
 #define RELAY_Q0 8           /* first delivery ring size; doubles when full */
 
 /* One published frame, shared by every member it goes to. */
@@ -69,6 +73,7 @@ struct rslot {
     struct relay_inbox inbox;
     int efd;                             /* wakes the owner; in its epoll set */
     struct relay_member *dirty __attribute__((aligned(64)));
+    uint8_t *pack;                       /* RELAY_PACK bytes: member_flush's scratch */
     _Atomic uint64_t members;            /* gauge, under reg.mu */
 } __attribute__((aligned(64)));
 
@@ -177,10 +182,15 @@ int relay_init(int n_workers, const struct wsr_config *cfg)
     memset(s, 0, (size_t)n_workers * sizeof *s);
     for (int i = 0; i < n_workers; i++) {
         s[i].efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (s[i].efd < 0) {
-            int rc = -errno;
-            while (i-- > 0)
+        s[i].pack = s[i].efd < 0 ? NULL : malloc(RELAY_PACK);
+        if (!s[i].pack) {
+            int rc = s[i].efd < 0 ? -errno : -ENOMEM;
+            if (s[i].efd >= 0)
                 close(s[i].efd);
+            while (i-- > 0) {
+                close(s[i].efd);
+                free(s[i].pack);
+            }
             free(s);
             return rc;
         }
@@ -205,6 +215,7 @@ void relay_fini(void)
             n = next;
         }
         close(reg.slots[i].efd);
+        free(reg.slots[i].pack);
     }
     for (size_t b = 0; b < RELAY_BUCKETS; b++) {
         while (reg.buckets[b]) { /* only if a worker left members behind */
@@ -552,37 +563,85 @@ static void queue_sent(struct wrk *w, struct relay_member *m, size_t done)
     }
 }
 
+/* One sendmsg's worth of a member's output, built by plan_add: frames up
+ * to RELAY_PACK_MAX bytes are copied next to each other into the worker's
+ * scratch so a run of them is one iovec (the kernel's per-iovec cost, see
+ * WRK_PACK_MAX); longer ones are referenced where they lie. */
+struct plan {
+    struct iovec iov[RELAY_IOV];
+    size_t n, want;
+    uint8_t *pack;       /* the worker's scratch, RELAY_PACK bytes */
+    size_t packed;       /* bytes used in pack */
+};
+
+/* Add [p, p + len) to the plan. Returns false (nothing added) when the plan
+ * is full: it is sent and the rest goes in the next one. */
+static bool plan_add(struct plan *pl, const uint8_t *p, size_t len)
+{
+    if (len <= RELAY_PACK_MAX) {
+        if (pl->packed + len > RELAY_PACK)
+            return false;
+        uint8_t *dst = pl->pack + pl->packed;
+        struct iovec *last = pl->n ? &pl->iov[pl->n - 1] : NULL;
+        if (!last || (uint8_t *)last->iov_base + last->iov_len != dst) {
+            if (pl->n == RELAY_IOV)
+                return false;
+            pl->iov[pl->n++] = (struct iovec){dst, 0};
+            last = &pl->iov[pl->n - 1];
+        }
+        memcpy(dst, p, len);
+        last->iov_len += len;
+        pl->packed += len;
+    } else {
+        if (pl->n == RELAY_IOV)
+            return false;
+        pl->iov[pl->n++] = (struct iovec){(void *)p, len};
+    }
+    pl->want += len;
+    return true;
+}
+
 /* Send m's pending output: the rest of a partly sent message first (nothing
  * may cut into a frame), then c->out (control frames, the 101), then the
- * queued messages; one sendmsg per RELAY_IOV pieces until done or EAGAIN. */
+ * queued messages; one send per plan until done or EAGAIN. Only what a send
+ * took leaves the queue: unsent frames stay queued by reference, so the
+ * copy in the scratch is never needed past the call. */
 static void member_flush(struct wrk *w, struct relay_member *m)
 {
     struct conn *c = m->c;
+    struct plan pl;
+    pl.pack = reg.slots[w->id].pack;
     for (;;) {
-        struct iovec iov[RELAY_IOV];
-        size_t n = 0, want = 0, outlen = c->out ? rb_len(&c->out->rb) : 0;
+        size_t head = 0, outlen = c->out ? rb_len(&c->out->rb) : 0;
         uint32_t i = 0, mask = m->q_cap - 1;
-        bool partial = m->q_n > 0 && m->off > 0;
-        if (partial) {
+        pl.n = pl.want = pl.packed = 0;
+        if (m->q_n > 0 && m->off > 0) {
             struct relay_msg *msg = m->q[m->q_head];
-            iov[n++] = (struct iovec){msg->frame + m->off, msg->len - m->off};
+            head = msg->len - m->off;
+            plan_add(&pl, msg->frame + m->off, head); /* an empty plan takes anything */
             i = 1;
         }
-        if (outlen)
-            iov[n++] = (struct iovec){rb_data(&c->out->rb), outlen};
-        for (; i < m->q_n && n < RELAY_IOV; i++) {
+        bool room = true;
+        if (outlen && !plan_add(&pl, rb_data(&c->out->rb), outlen))
+            outlen = 0, room = false; /* next time: the partial head leaves alone first */
+        for (; room && i < m->q_n; i++) {
             struct relay_msg *msg = m->q[(m->q_head + i) & mask];
-            iov[n++] = (struct iovec){msg->frame, msg->len};
+            if (!plan_add(&pl, msg->frame, msg->len))
+                break;
         }
-        if (n == 0)
+        if (pl.n == 0)
             break;
-        for (size_t k = 0; k < n; k++)
-            want += iov[k].iov_len;
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
         ssize_t r;
-        do
-            r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        while (r < 0 && errno == EINTR);
+        if (pl.n == 1) { /* send: no msghdr or iovec array to copy in */
+            do
+                r = send(c->fd, pl.iov[0].iov_base, pl.iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            while (r < 0 && errno == EINTR);
+        } else {
+            struct msghdr mh = {.msg_iov = pl.iov, .msg_iovlen = pl.n};
+            do
+                r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+            while (r < 0 && errno == EINTR);
+        }
         if (r < 0) {
             if (errno == EAGAIN) {
                 m->blocked = true;
@@ -591,20 +650,20 @@ static void member_flush(struct wrk *w, struct relay_member *m)
             conn_close(w, c);
             return;
         }
-        size_t done = (size_t)r;
+        size_t done = (size_t)r, k;
         WRK_ADD(w->st.bytes_out[EP_RELAY], done);
-        if (partial) {
-            size_t rest = iov[0].iov_len;
-            queue_sent(w, m, done < rest ? done : rest);
-            done = done < rest ? 0 : done - rest;
+        if (head) {
+            k = done < head ? done : head;
+            queue_sent(w, m, k);
+            done -= k;
         }
         if (outlen) {
-            size_t k = done < outlen ? done : outlen;
+            k = done < outlen ? done : outlen;
             rb_consume(&c->out->rb, k);
             done -= k;
         }
         queue_sent(w, m, done);
-        if ((size_t)r < want) {
+        if ((size_t)r < pl.want) {
             m->blocked = true;
             break; /* the socket is full */
         }
