@@ -74,6 +74,10 @@ struct rslot {
     int efd;                             /* wakes the owner; in its epoll set */
     struct relay_member *dirty __attribute__((aligned(64)));
     uint8_t *pack;                       /* RELAY_PACK bytes: member_flush's scratch */
+    /* [2 * worker], [2 * worker + 1]: newest and oldest of this pass's
+     * entries for that worker's inbox (out_n of them in all). */
+    struct relay_node **out;
+    uint32_t out_n;
     _Atomic uint64_t members;            /* gauge, under reg.mu */
 } __attribute__((aligned(64)));
 
@@ -88,14 +92,20 @@ static struct {
 
 /* ---- inbox ---------------------------------------------------------------- */
 
-bool relay_inbox_push(struct relay_inbox *q, struct relay_node *n)
+bool relay_inbox_push_chain(struct relay_inbox *q, struct relay_node *newest,
+                            struct relay_node *oldest)
 {
     struct relay_node *old = atomic_load_explicit(&q->head, memory_order_relaxed);
     do
-        n->next = old;
-    while (!atomic_compare_exchange_weak_explicit(&q->head, &old, n, memory_order_release,
+        oldest->next = old;
+    while (!atomic_compare_exchange_weak_explicit(&q->head, &old, newest, memory_order_release,
                                                   memory_order_relaxed));
     return old == NULL;
+}
+
+bool relay_inbox_push(struct relay_inbox *q, struct relay_node *n)
+{
+    return relay_inbox_push_chain(q, n, n);
 }
 
 struct relay_node *relay_inbox_take(struct relay_inbox *q)
@@ -182,14 +192,18 @@ int relay_init(int n_workers, const struct wsr_config *cfg)
     memset(s, 0, (size_t)n_workers * sizeof *s);
     for (int i = 0; i < n_workers; i++) {
         s[i].efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        s[i].pack = s[i].efd < 0 ? NULL : malloc(RELAY_PACK);
-        if (!s[i].pack) {
+        if (s[i].efd >= 0) {
+            s[i].pack = malloc(RELAY_PACK);
+            s[i].out = calloc(2 * (size_t)n_workers, sizeof *s[i].out);
+        }
+        if (!s[i].pack || !s[i].out) {
             int rc = s[i].efd < 0 ? -errno : -ENOMEM;
-            if (s[i].efd >= 0)
-                close(s[i].efd);
+            i++;
             while (i-- > 0) {
-                close(s[i].efd);
+                if (s[i].efd >= 0)
+                    close(s[i].efd);
                 free(s[i].pack);
+                free(s[i].out);
             }
             free(s);
             return rc;
@@ -201,10 +215,14 @@ int relay_init(int n_workers, const struct wsr_config *cfg)
     return 0;
 }
 
+static void out_push(int from);
+
 void relay_fini(void)
 {
     if (!reg.slots)
         return;
+    for (int i = 0; i < reg.n_workers; i++)
+        out_push(i); /* a publish in a worker's last pass; freed below */
     for (int i = 0; i < reg.n_workers; i++) {
         struct relay_node *n = relay_inbox_take(&reg.slots[i].inbox);
         while (n) {
@@ -216,6 +234,7 @@ void relay_fini(void)
         }
         close(reg.slots[i].efd);
         free(reg.slots[i].pack);
+        free(reg.slots[i].out);
     }
     for (size_t b = 0; b < RELAY_BUCKETS; b++) {
         while (reg.buckets[b]) { /* only if a worker left members behind */
@@ -502,28 +521,65 @@ void relay_publish(struct wrk *w, struct conn *c, uint8_t opcode, const uint8_t 
     msg->len = hlen + len;
     msg->ch = ch;
     atomic_init(&msg->refs, 1);
-    /* One entry per other worker with members, never one per member. */
+    /* One entry per other worker with members, never one per member; they
+     * leave together at the end of the pass (out_push). */
+    struct rslot *s = &reg.slots[w->id];
+    uint32_t refs = 0;
     for (int i = 0; i < nw; i++) {
         if (i == w->id || atomic_load_explicit(&ch->nw[i], memory_order_acquire) == 0)
             continue;
-        atomic_fetch_add_explicit(&msg->refs, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
-        if (relay_inbox_push(&reg.slots[i].inbox, &msg->nodes[i])) {
-            uint64_t one = 1;
-            ssize_t r = write(reg.slots[i].efd, &one, sizeof one);
-            (void)r; /* EAGAIN: the counter is saturated, a wake-up is pending anyway */
-        }
+        refs++;
+        struct relay_node *n = &msg->nodes[i];
+        n->next = s->out[2 * i];
+        if (!n->next)
+            s->out[2 * i + 1] = n;
+        s->out[2 * i] = n;
+        s->out_n++;
+    }
+    if (refs) {
+        atomic_fetch_add_explicit(&msg->refs, refs, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ch->refs, refs, memory_order_relaxed);
     }
     deliver_local(w, ch, msg, c);
     msg_unref(msg);
 }
 
+/* Hand worker `from`'s collected entries to the other workers: one chain
+ * per inbox, and a wake-up when that inbox was empty. */
+static void out_push(int from)
+{
+    struct rslot *s = &reg.slots[from];
+    if (s->out_n == 0)
+        return;
+    for (int i = 0; i < reg.n_workers; i++) {
+        struct relay_node *newest = s->out[2 * i];
+        if (!newest)
+            continue;
+        if (relay_inbox_push_chain(&reg.slots[i].inbox, newest, s->out[2 * i + 1])) {
+            uint64_t one = 1;
+            ssize_t r = write(reg.slots[i].efd, &one, sizeof one);
+            (void)r; /* EAGAIN: the counter is saturated, a wake-up is pending anyway */
+        }
+        s->out[2 * i] = s->out[2 * i + 1] = NULL;
+    }
+    s->out_n = 0;
+}
+
 void relay_drain(struct wrk *w)
 {
-    struct rslot *s = &reg.slots[w->id];
     uint64_t v;
-    ssize_t r = read(s->efd, &v, sizeof v); /* reset before taking: a later push wakes us again */
+    /* Reset before wrk_flush_writes takes the inbox: a push after the take
+     * finds it empty and wakes us again. */
+    ssize_t r = read(reg.slots[w->id].efd, &v, sizeof v);
     (void)r;
+}
+
+/* Deliver every entry in w's inbox to its members, oldest first. */
+static void inbox_deliver(struct wrk *w)
+{
+    struct rslot *s = &reg.slots[w->id];
+    if (!atomic_load_explicit(&s->inbox.head, memory_order_relaxed))
+        return; /* a plain load: no exclusive cache line when empty */
     struct relay_node *n = relay_inbox_take(&s->inbox);
     while (n) {
         struct relay_node *next = n->next; /* n lives in msg, which may go below */
@@ -677,6 +733,8 @@ void wrk_flush_writes(struct wrk *w)
         return;
     struct rslot *s = &reg.slots[w->id];
     struct relay_member *m;
+    out_push(w->id);
+    inbox_deliver(w);
     while ((m = s->dirty) != NULL) {
         dirty_del(w, m);
         if (m->c->state != CS_CLOSED)
@@ -686,7 +744,7 @@ void wrk_flush_writes(struct wrk *w)
 
 bool relay_has_dirty(const struct wrk *w)
 {
-    return reg.slots && reg.slots[w->id].dirty != NULL;
+    return reg.slots && (reg.slots[w->id].dirty != NULL || reg.slots[w->id].out_n > 0);
 }
 
 uint64_t relay_channels(void)
