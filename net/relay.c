@@ -628,6 +628,7 @@ struct plan {
     size_t n, want;
     uint8_t *pack;       /* the worker's scratch, RELAY_PACK bytes */
     size_t packed;       /* bytes used in pack */
+    size_t pack_iov;     /* n when iov[n - 1] ends at pack + packed, else 0 */
 };
 
 /* Add [p, p + len) to the plan. Returns false (nothing added) when the plan
@@ -638,15 +639,14 @@ static bool plan_add(struct plan *pl, const uint8_t *p, size_t len)
         if (pl->packed + len > RELAY_PACK)
             return false;
         uint8_t *dst = pl->pack + pl->packed;
-        struct iovec *last = pl->n ? &pl->iov[pl->n - 1] : NULL;
-        if (!last || (uint8_t *)last->iov_base + last->iov_len != dst) {
+        if (!pl->pack_iov || pl->pack_iov != pl->n) {
             if (pl->n == RELAY_IOV)
                 return false;
             pl->iov[pl->n++] = (struct iovec){dst, 0};
-            last = &pl->iov[pl->n - 1];
+            pl->pack_iov = pl->n;
         }
         memcpy(dst, p, len);
-        last->iov_len += len;
+        pl->iov[pl->n - 1].iov_len += len;
         pl->packed += len;
     } else {
         if (pl->n == RELAY_IOV)
@@ -670,7 +670,7 @@ static void member_flush(struct wrk *w, struct relay_member *m)
     for (;;) {
         size_t head = 0, outlen = c->out ? rb_len(&c->out->rb) : 0;
         uint32_t i = 0, mask = m->q_cap - 1;
-        pl.n = pl.want = pl.packed = 0;
+        pl.n = pl.want = pl.packed = pl.pack_iov = 0;
         if (m->q_n > 0 && m->off > 0) {
             struct relay_msg *msg = m->q[m->q_head];
             head = msg->len - m->off;
