@@ -14,7 +14,9 @@
  * Each worker takes its inbox once per pass, just before its members are
  * flushed, however many wake-ups came. Members with queued messages
  * sit on their worker's dirty list, flushed once per loop pass with one
- * sendmsg per member. A member's unsent bytes are bounded by --max-backlog:
+ * send per member: small frames are copied side by side into a per-worker
+ * scratch so they leave as one iovec, and what the socket refuses stays
+ * queued by reference. A member's unsent bytes are bounded by --max-backlog:
  * past it the member is closed with 1013 or, with --slow-consumer=drop, the
  * whole message is dropped for that member alone. */
 #include <stdatomic.h>
