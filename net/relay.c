@@ -27,6 +27,10 @@ _Static_assert(sizeof(struct conn) <= 160, "struct conn grew past 160 bytes");
 
 #define RELAY_BUCKETS 1024   /* registry hash buckets (chained) */
 #define RELAY_IOV 256        /* iovecs per member sendmsg */
+#define RELAY_PACK (32 * 1024) /* per-worker scratch for packed frames */
+/* Frames (header + payload) up to this many bytes are copied into the
+ * scratch rather than referenced: the same cut as the echo's slab. */
+#define RELAY_PACK_MAX (WRK_PACK_MAX + WS_MAX_HDR)
 #define RELAY_Q0 8           /* first delivery ring size; doubles when full */
 
 /* One published frame, shared by every member it goes to. */
@@ -69,6 +73,11 @@ struct rslot {
     struct relay_inbox inbox;
     int efd;                             /* wakes the owner; in its epoll set */
     struct relay_member *dirty __attribute__((aligned(64)));
+    uint8_t *pack;                       /* RELAY_PACK bytes: member_flush's scratch */
+    /* [2 * worker], [2 * worker + 1]: newest and oldest of this pass's
+     * entries for that worker's inbox (out_n of them in all). */
+    struct relay_node **out;
+    uint32_t out_n;
     _Atomic uint64_t members;            /* gauge, under reg.mu */
 } __attribute__((aligned(64)));
 
@@ -83,14 +92,20 @@ static struct {
 
 /* ---- inbox ---------------------------------------------------------------- */
 
-bool relay_inbox_push(struct relay_inbox *q, struct relay_node *n)
+bool relay_inbox_push_chain(struct relay_inbox *q, struct relay_node *newest,
+                            struct relay_node *oldest)
 {
     struct relay_node *old = atomic_load_explicit(&q->head, memory_order_relaxed);
     do
-        n->next = old;
-    while (!atomic_compare_exchange_weak_explicit(&q->head, &old, n, memory_order_release,
+        oldest->next = old;
+    while (!atomic_compare_exchange_weak_explicit(&q->head, &old, newest, memory_order_release,
                                                   memory_order_relaxed));
     return old == NULL;
+}
+
+bool relay_inbox_push(struct relay_inbox *q, struct relay_node *n)
+{
+    return relay_inbox_push_chain(q, n, n);
 }
 
 struct relay_node *relay_inbox_take(struct relay_inbox *q)
@@ -177,10 +192,19 @@ int relay_init(int n_workers, const struct wsr_config *cfg)
     memset(s, 0, (size_t)n_workers * sizeof *s);
     for (int i = 0; i < n_workers; i++) {
         s[i].efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (s[i].efd < 0) {
-            int rc = -errno;
-            while (i-- > 0)
-                close(s[i].efd);
+        if (s[i].efd >= 0) {
+            s[i].pack = malloc(RELAY_PACK);
+            s[i].out = calloc(2 * (size_t)n_workers, sizeof *s[i].out);
+        }
+        if (!s[i].pack || !s[i].out) {
+            int rc = s[i].efd < 0 ? -errno : -ENOMEM;
+            i++;
+            while (i-- > 0) {
+                if (s[i].efd >= 0)
+                    close(s[i].efd);
+                free(s[i].pack);
+                free(s[i].out);
+            }
             free(s);
             return rc;
         }
@@ -191,10 +215,14 @@ int relay_init(int n_workers, const struct wsr_config *cfg)
     return 0;
 }
 
+static void out_push(int from);
+
 void relay_fini(void)
 {
     if (!reg.slots)
         return;
+    for (int i = 0; i < reg.n_workers; i++)
+        out_push(i); /* a publish in a worker's last pass; freed below */
     for (int i = 0; i < reg.n_workers; i++) {
         struct relay_node *n = relay_inbox_take(&reg.slots[i].inbox);
         while (n) {
@@ -205,6 +233,8 @@ void relay_fini(void)
             n = next;
         }
         close(reg.slots[i].efd);
+        free(reg.slots[i].pack);
+        free(reg.slots[i].out);
     }
     for (size_t b = 0; b < RELAY_BUCKETS; b++) {
         while (reg.buckets[b]) { /* only if a worker left members behind */
@@ -491,28 +521,65 @@ void relay_publish(struct wrk *w, struct conn *c, uint8_t opcode, const uint8_t 
     msg->len = hlen + len;
     msg->ch = ch;
     atomic_init(&msg->refs, 1);
-    /* One entry per other worker with members, never one per member. */
+    /* One entry per other worker with members, never one per member; they
+     * leave together at the end of the pass (out_push). */
+    struct rslot *s = &reg.slots[w->id];
+    uint32_t refs = 0;
     for (int i = 0; i < nw; i++) {
         if (i == w->id || atomic_load_explicit(&ch->nw[i], memory_order_acquire) == 0)
             continue;
-        atomic_fetch_add_explicit(&msg->refs, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
-        if (relay_inbox_push(&reg.slots[i].inbox, &msg->nodes[i])) {
-            uint64_t one = 1;
-            ssize_t r = write(reg.slots[i].efd, &one, sizeof one);
-            (void)r; /* EAGAIN: the counter is saturated, a wake-up is pending anyway */
-        }
+        refs++;
+        struct relay_node *n = &msg->nodes[i];
+        n->next = s->out[2 * i];
+        if (!n->next)
+            s->out[2 * i + 1] = n;
+        s->out[2 * i] = n;
+        s->out_n++;
+    }
+    if (refs) {
+        atomic_fetch_add_explicit(&msg->refs, refs, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ch->refs, refs, memory_order_relaxed);
     }
     deliver_local(w, ch, msg, c);
     msg_unref(msg);
 }
 
+/* Hand worker `from`'s collected entries to the other workers: one chain
+ * per inbox, and a wake-up when that inbox was empty. */
+static void out_push(int from)
+{
+    struct rslot *s = &reg.slots[from];
+    if (s->out_n == 0)
+        return;
+    for (int i = 0; i < reg.n_workers; i++) {
+        struct relay_node *newest = s->out[2 * i];
+        if (!newest)
+            continue;
+        if (relay_inbox_push_chain(&reg.slots[i].inbox, newest, s->out[2 * i + 1])) {
+            uint64_t one = 1;
+            ssize_t r = write(reg.slots[i].efd, &one, sizeof one);
+            (void)r; /* EAGAIN: the counter is saturated, a wake-up is pending anyway */
+        }
+        s->out[2 * i] = s->out[2 * i + 1] = NULL;
+    }
+    s->out_n = 0;
+}
+
 void relay_drain(struct wrk *w)
 {
-    struct rslot *s = &reg.slots[w->id];
     uint64_t v;
-    ssize_t r = read(s->efd, &v, sizeof v); /* reset before taking: a later push wakes us again */
+    /* Reset before wrk_flush_writes takes the inbox: a push after the take
+     * finds it empty and wakes us again. */
+    ssize_t r = read(reg.slots[w->id].efd, &v, sizeof v);
     (void)r;
+}
+
+/* Deliver every entry in w's inbox to its members, oldest first. */
+static void inbox_deliver(struct wrk *w)
+{
+    struct rslot *s = &reg.slots[w->id];
+    if (!atomic_load_explicit(&s->inbox.head, memory_order_relaxed))
+        return; /* a plain load: no exclusive cache line when empty */
     struct relay_node *n = relay_inbox_take(&s->inbox);
     while (n) {
         struct relay_node *next = n->next; /* n lives in msg, which may go below */
@@ -552,39 +619,87 @@ static void queue_sent(struct wrk *w, struct relay_member *m, size_t done)
     }
 }
 
+/* One sendmsg's worth of a member's output, built by plan_add: frames up
+ * to RELAY_PACK_MAX bytes are copied next to each other into the worker's
+ * scratch so a run of them is one iovec (the kernel's per-iovec cost, see
+ * WRK_PACK_MAX); longer ones are referenced where they lie. */
+struct plan {
+    struct iovec iov[RELAY_IOV];
+    size_t n, want;
+    uint8_t *pack;       /* the worker's scratch, RELAY_PACK bytes */
+    size_t packed;       /* bytes used in pack */
+    size_t pack_iov;     /* n when iov[n - 1] ends at pack + packed, else 0 */
+};
+
+/* Add [p, p + len) to the plan. Returns false (nothing added) when the plan
+ * is full: it is sent and the rest goes in the next one. */
+static bool plan_add(struct plan *pl, const uint8_t *p, size_t len)
+{
+    if (len <= RELAY_PACK_MAX) {
+        if (pl->packed + len > RELAY_PACK)
+            return false;
+        uint8_t *dst = pl->pack + pl->packed;
+        if (!pl->pack_iov || pl->pack_iov != pl->n) {
+            if (pl->n == RELAY_IOV)
+                return false;
+            pl->iov[pl->n++] = (struct iovec){dst, 0};
+            pl->pack_iov = pl->n;
+        }
+        memcpy(dst, p, len);
+        pl->iov[pl->n - 1].iov_len += len;
+        pl->packed += len;
+    } else {
+        if (pl->n == RELAY_IOV)
+            return false;
+        pl->iov[pl->n++] = (struct iovec){(void *)p, len};
+    }
+    pl->want += len;
+    return true;
+}
+
 /* Send m's pending output: the rest of a partly sent message first (nothing
  * may cut into a frame), then c->out (control frames, the 101), then the
- * queued messages; one sendmsg per RELAY_IOV pieces until done or EAGAIN. */
+ * queued messages; one send per plan until done or EAGAIN. Only what a send
+ * took leaves the queue: unsent frames stay queued by reference, so the
+ * copy in the scratch is never needed past the call. */
 static void member_flush(struct wrk *w, struct relay_member *m)
 {
     struct conn *c = m->c;
     if (c->io & IOB_SEND)
         return; /* io_uring: an HTTP reply from before the upgrade is in flight; its completion kicks us */
+    struct plan pl;
+    pl.pack = reg.slots[w->id].pack;
     for (;;) {
-        struct iovec iov[RELAY_IOV];
-        size_t n = 0, want = 0, outlen = c->out ? rb_len(&c->out->rb) : 0;
+        size_t head = 0, outlen = c->out ? rb_len(&c->out->rb) : 0;
         uint32_t i = 0, mask = m->q_cap - 1;
-        bool partial = m->q_n > 0 && m->off > 0;
-        if (partial) {
+        pl.n = pl.want = pl.packed = pl.pack_iov = 0;
+        if (m->q_n > 0 && m->off > 0) {
             struct relay_msg *msg = m->q[m->q_head];
-            iov[n++] = (struct iovec){msg->frame + m->off, msg->len - m->off};
+            head = msg->len - m->off;
+            plan_add(&pl, msg->frame + m->off, head); /* an empty plan takes anything */
             i = 1;
         }
-        if (outlen)
-            iov[n++] = (struct iovec){rb_data(&c->out->rb), outlen};
-        for (; i < m->q_n && n < RELAY_IOV; i++) {
+        bool room = true;
+        if (outlen && !plan_add(&pl, rb_data(&c->out->rb), outlen))
+            outlen = 0, room = false; /* next time: the partial head leaves alone first */
+        for (; room && i < m->q_n; i++) {
             struct relay_msg *msg = m->q[(m->q_head + i) & mask];
-            iov[n++] = (struct iovec){msg->frame, msg->len};
+            if (!plan_add(&pl, msg->frame, msg->len))
+                break;
         }
-        if (n == 0)
+        if (pl.n == 0)
             break;
-        for (size_t k = 0; k < n; k++)
-            want += iov[k].iov_len;
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
         ssize_t r;
-        do
-            r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        while (r < 0 && errno == EINTR);
+        if (pl.n == 1) { /* send: no msghdr or iovec array to copy in */
+            do
+                r = send(c->fd, pl.iov[0].iov_base, pl.iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            while (r < 0 && errno == EINTR);
+        } else {
+            struct msghdr mh = {.msg_iov = pl.iov, .msg_iovlen = pl.n};
+            do
+                r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+            while (r < 0 && errno == EINTR);
+        }
         if (r < 0) {
             if (errno == EAGAIN) {
                 m->blocked = true;
@@ -595,20 +710,20 @@ static void member_flush(struct wrk *w, struct relay_member *m)
             conn_close(w, c);
             return;
         }
-        size_t done = (size_t)r;
+        size_t done = (size_t)r, k;
         WRK_ADD(w->st.bytes_out[EP_RELAY], done);
-        if (partial) {
-            size_t rest = iov[0].iov_len;
-            queue_sent(w, m, done < rest ? done : rest);
-            done = done < rest ? 0 : done - rest;
+        if (head) {
+            k = done < head ? done : head;
+            queue_sent(w, m, k);
+            done -= k;
         }
         if (outlen) {
-            size_t k = done < outlen ? done : outlen;
+            k = done < outlen ? done : outlen;
             rb_consume(&c->out->rb, k);
             done -= k;
         }
         queue_sent(w, m, done);
-        if ((size_t)r < want) {
+        if ((size_t)r < pl.want) {
             m->blocked = true;
             if (w->ur)
                 iou_poll_out(w, c);
@@ -624,6 +739,8 @@ void wrk_flush_writes(struct wrk *w)
         return;
     struct rslot *s = &reg.slots[w->id];
     struct relay_member *m;
+    out_push(w->id);
+    inbox_deliver(w);
     while ((m = s->dirty) != NULL) {
         dirty_del(w, m);
         if (m->c->state != CS_CLOSED)
@@ -633,7 +750,7 @@ void wrk_flush_writes(struct wrk *w)
 
 bool relay_has_dirty(const struct wrk *w)
 {
-    return reg.slots && reg.slots[w->id].dirty != NULL;
+    return reg.slots && (reg.slots[w->id].dirty != NULL || reg.slots[w->id].out_n > 0);
 }
 
 uint64_t relay_channels(void)

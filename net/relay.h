@@ -8,9 +8,15 @@
  * reference-counted buffer. Members on the publisher's worker get a pointer
  * to it in their delivery queue at once; every other worker with members of
  * the channel gets one entry in its inbox (a multi-producer queue) and an
- * eventfd wake-up when that inbox was empty. Members with queued messages
+ * eventfd wake-up when that inbox was empty; a worker's entries for another
+ * worker are collected during its loop pass and pushed with one
+ * compare-and-swap at the pass's end, so a burst arrives as one batch.
+ * Each worker takes its inbox once per pass, just before its members are
+ * flushed, however many wake-ups came. Members with queued messages
  * sit on their worker's dirty list, flushed once per loop pass with one
- * sendmsg per member. A member's unsent bytes are bounded by --max-backlog:
+ * send per member: small frames are copied side by side into a per-worker
+ * scratch so they leave as one iovec, and what the socket refuses stays
+ * queued by reference. A member's unsent bytes are bounded by --max-backlog:
  * past it the member is closed with 1013 or, with --slow-consumer=drop, the
  * whole message is dropped for that member alone. */
 #include <stdatomic.h>
@@ -39,6 +45,13 @@ struct relay_inbox {
 /* Push n. Returns true when the inbox was empty before (the consumer may be
  * asleep: wake it). Safe from any number of threads at once. */
 bool relay_inbox_push(struct relay_inbox *q, struct relay_node *n);
+
+/* Push a chain of nodes with one compare-and-swap: newest is its head and
+ * the chain runs by next down to oldest (whose next is overwritten), so the
+ * consumer takes them oldest first, as if pushed one at a time. Returns
+ * true when the inbox was empty before. */
+bool relay_inbox_push_chain(struct relay_inbox *q, struct relay_node *newest,
+                            struct relay_node *oldest);
 
 /* Take every node pushed so far, oldest first, linked by next; NULL when
  * empty. Only one thread may take from an inbox. */
@@ -92,14 +105,17 @@ void relay_writable(struct wrk *w, struct conn *c);
 /* c is closing: leave, drop its queue, free the membership. */
 void relay_leave(struct wrk *w, struct conn *c);
 
-/* Inbox wake-up: take every entry and deliver it to this worker's members. */
+/* Inbox wake-up: reset the eventfd. The entries are taken and delivered
+ * by the next wrk_flush_writes, together with any that come meanwhile. */
 void relay_drain(struct wrk *w);
 
-/* Once per loop pass: one sendmsg per member with pending output. */
+/* Once per loop pass: push this pass's publishes to the other workers'
+ * inboxes, deliver what this worker's inbox holds, then one send per
+ * member with pending output. */
 void wrk_flush_writes(struct wrk *w);
 
-/* True when some member waits for wrk_flush_writes (the loop must not
- * sleep). */
+/* True when some member or outgoing entry waits for wrk_flush_writes (the
+ * loop must not sleep). */
 bool relay_has_dirty(const struct wrk *w);
 
 /* Process-wide gauges for /metrics: channels, members in all, and members

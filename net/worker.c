@@ -377,7 +377,7 @@ static void *wrk_main(void *arg)
             wrk_epoll_pass(w, wrk_timeout_ms(w));
         WRK_INC(w->st.loops);
         wrk_run_ready(w);
-        wrk_flush_writes(w); /* relay members: one sendmsg each per pass */
+        wrk_flush_writes(w); /* relay: hand over publishes, take the inbox, one send per member */
         wrk_reap_closed(w);
         wrk_expire_timers(w);
         wrk_reap_closed(w);

@@ -1,8 +1,9 @@
-/* net/relay: the multi-producer inbox (single-threaded order, then four
- * producer threads against one consumer: every node exactly once, each
- * producer's nodes in order, and a wake-up signalled whenever the consumer
- * could have found the inbox empty), channel names and the ?echo=1 query.
- * The threaded test is meant to run under SAN=thread too. */
+/* net/relay: the multi-producer inbox (single-threaded order, a chain pushed
+ * with one compare-and-swap, then four producer threads against one
+ * consumer: every node exactly once, each producer's nodes in order, and a
+ * wake-up signalled whenever the consumer could have found the inbox empty),
+ * channel names and the ?echo=1 query. The threaded test is meant to run
+ * under SAN=thread too. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,6 +40,35 @@ static void test_inbox_fifo_single_thread(void **state)
     assert_null(n);
     assert_null(relay_inbox_take(&q));
     assert_true(relay_inbox_push(&q, &it[0].node)); /* empty again */
+}
+
+/* A chain pushed with one CAS comes out oldest first, after what was
+ * already there and before what comes later. */
+static void test_inbox_chain(void **state)
+{
+    (void)state;
+    struct relay_inbox q = {0};
+    struct item it[6];
+    for (uint32_t i = 0; i < 6; i++)
+        it[i].seq = i;
+    assert_true(relay_inbox_push(&q, &it[0].node));
+    /* 1, 2, 3 linked newest first, the way a worker collects them. */
+    it[3].node.next = &it[2].node;
+    it[2].node.next = &it[1].node;
+    it[1].node.next = NULL;
+    assert_false(relay_inbox_push_chain(&q, &it[3].node, &it[1].node));
+    assert_false(relay_inbox_push(&q, &it[4].node));
+    struct relay_node *n = relay_inbox_take(&q);
+    for (uint32_t i = 0; i < 5; i++, n = n->next) {
+        assert_non_null(n);
+        assert_int_equal(((struct item *)n)->seq, i);
+    }
+    assert_null(n);
+    it[5].node.next = NULL; /* a one-node chain into an empty inbox */
+    assert_true(relay_inbox_push_chain(&q, &it[5].node, &it[5].node));
+    n = relay_inbox_take(&q);
+    assert_ptr_equal(n, &it[5].node);
+    assert_null(n->next);
 }
 
 #define PRODUCERS 4
@@ -155,6 +185,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inbox_fifo_single_thread),
+        cmocka_unit_test(test_inbox_chain),
         cmocka_unit_test(test_inbox_many_producers),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_echo_query),
