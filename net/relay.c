@@ -450,7 +450,12 @@ static unsigned member_push(struct wrk *w, struct relay_member *m, struct relay_
     if (!m->ch || c->state != CS_WS)
         return 0;
     size_t pending = m->backlog + (c->out ? rb_len(&c->out->rb) : 0);
-    if (pending > 0 && pending + msg->len > w->cfg->max_backlog) {
+    /* io_uring: while an HTTP reply from before the upgrade is still in
+     * flight, nothing queued here has been offered to the socket yet: allow
+     * twice the limit (bounded: a peer that never reads that reply must not
+     * grow the queue without end). */
+    uint64_t limit = (c->io & IOB_SEND) ? 2 * w->cfg->max_backlog : w->cfg->max_backlog;
+    if (pending > 0 && pending + msg->len > limit) {
         /* Deliveries leave once per loop pass, so a burst can pass the limit
          * before this member was offered a byte: judge only what its socket
          * refused, after trying to send what is queued. */
@@ -463,7 +468,7 @@ static unsigned member_push(struct wrk *w, struct relay_member *m, struct relay_
     }
     /* A message larger than the limit still goes to a member that is level
      * with the stream; whole messages only, never part of a frame. */
-    if (pending > 0 && pending + msg->len > w->cfg->max_backlog) {
+    if (pending > 0 && pending + msg->len > limit) {
         if (w->cfg->slow_drop) {
             WRK_INC(w->st.relay_drops);
             return 0;

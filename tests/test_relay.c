@@ -83,32 +83,43 @@ struct shared {
 struct prod_arg {
     struct shared *sh;
     uint32_t id;
+    bool chains; /* push runs of 1..8 nodes with relay_inbox_push_chain */
 };
 
 static void *producer(void *arg)
 {
     struct prod_arg *pa = arg;
     struct item *base = pa->sh->items + (size_t)pa->id * PER_PRODUCER;
-    for (uint32_t i = 0; i < PER_PRODUCER; i++) {
-        base[i].producer = pa->id;
-        base[i].seq = i;
-        if (relay_inbox_push(&pa->sh->q, &base[i].node))
+    for (uint32_t i = 0; i < PER_PRODUCER;) {
+        uint32_t run = pa->chains ? 1 + (i / 3 + pa->id) % 8 : 1;
+        if (run > PER_PRODUCER - i)
+            run = PER_PRODUCER - i;
+        for (uint32_t k = 0; k < run; k++) {
+            base[i + k].producer = pa->id;
+            base[i + k].seq = i + k;
+            if (k > 0) /* newest first: each node points at the one before it */
+                base[i + k].node.next = &base[i + k - 1].node;
+        }
+        bool was_empty = pa->chains
+            ? relay_inbox_push_chain(&pa->sh->q, &base[i + run - 1].node, &base[i].node)
+            : relay_inbox_push(&pa->sh->q, &base[i].node);
+        if (was_empty)
             atomic_fetch_add(&pa->sh->wakes, 1);
+        i += run;
     }
     atomic_fetch_add(&pa->sh->done_producers, 1);
     return NULL;
 }
 
-static void test_inbox_many_producers(void **state)
+static void run_producers(bool chains)
 {
-    (void)state;
     struct shared sh = {0};
     sh.items = calloc((size_t)PRODUCERS * PER_PRODUCER, sizeof *sh.items);
     assert_non_null(sh.items);
     pthread_t th[PRODUCERS];
     struct prod_arg args[PRODUCERS];
     for (uint32_t i = 0; i < PRODUCERS; i++) {
-        args[i] = (struct prod_arg){&sh, i};
+        args[i] = (struct prod_arg){&sh, i, chains};
         assert_int_equal(pthread_create(&th[i], NULL, producer, &args[i]), 0);
     }
     uint32_t next[PRODUCERS] = {0};
@@ -144,6 +155,20 @@ static void test_inbox_many_producers(void **state)
     assert_int_equal(atomic_load(&sh.wakes), wakes_used);
     assert_true(batches >= 1);
     free(sh.items);
+}
+
+static void test_inbox_many_producers(void **state)
+{
+    (void)state;
+    run_producers(false);
+}
+
+/* The same with producers pushing whole chains (a worker's per-pass batch
+ * for another worker) racing each other. */
+static void test_inbox_many_producers_chains(void **state)
+{
+    (void)state;
+    run_producers(true);
 }
 
 static void test_names(void **state)
@@ -187,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_inbox_fifo_single_thread),
         cmocka_unit_test(test_inbox_chain),
         cmocka_unit_test(test_inbox_many_producers),
+        cmocka_unit_test(test_inbox_many_producers_chains),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_echo_query),
     };

@@ -185,8 +185,7 @@ class SlowConsumer(unittest.TestCase):
         with wsr.Server("--threads", "2", "--max-backlog", "256K", "--slow-consumer", policy,
                         "--close-timeout", "30") as srv:
             http = wsr.HttpConn(srv.port)
-            slow = wsr.RawWS(srv.port, "/relay/slow", seed=1)
-            slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            slow = wsr.RawWS(srv.port, "/relay/slow", seed=1, rcvbuf=16384)
             fast = [wsr.RawWS(srv.port, "/relay/slow", seed=2 + i) for i in range(2)]
             pub = wsr.RawWS(srv.port, "/relay/slow", seed=9)
             readers = [Reader(f, self.SIZE) for f in fast]

@@ -231,9 +231,13 @@ class ServerTestCase(unittest.TestCase):
 # Plain sockets and HTTP
 # --------------------------------------------------------------------------------------------------------------------
 
-def connect(port, host="127.0.0.1", timeout=None):
+def connect(port, host="127.0.0.1", timeout=None, rcvbuf=None):
+    """A connected TCP socket. rcvbuf sets SO_RCVBUF before connect, so the window is small from the SYN on
+    (shrinking it on a connected socket can leave the peer in TCP's zero-window probe back-off for many seconds)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(timeout or IO_TIMEOUT)
     s.connect((host, port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -437,8 +441,9 @@ class RawWS(Conn):
     """WebSocket client over a plain socket. The handshake is checked strictly (101, accept value, Upgrade and
     Connection headers) unless handshake=False. Masking keys come from a seeded generator, so runs are repeatable."""
 
-    def __init__(self, port, path="/echo", host="127.0.0.1", headers=None, handshake=True, seed=1, timeout=None):
-        super().__init__(port, host, timeout)
+    def __init__(self, port, path="/echo", host="127.0.0.1", headers=None, handshake=True, seed=1, timeout=None,
+                 rcvbuf=None):
+        super().__init__(port, host, timeout, sock=connect(port, host, timeout, rcvbuf) if rcvbuf else None)
         self.rng = random.Random(seed)
         self.key = base64.b64encode(bytes(self.rng.getrandbits(8) for _ in range(16))).decode()
         self.path = path
