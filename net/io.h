@@ -10,9 +10,9 @@
  *           buffers that become the connection's input buffer without a
  *           copy; each connection's replies gathered in its output buffer
  *           and sent with one send per batch, all submitted with one
- *           io_uring_enter per loop pass. The few rare fds (the stop
- *           eventfd, relay wake-ups) stay in the epoll set, which the ring
- *           polls.
+ *           io_uring_enter per loop pass. Relay wake-ups are a multishot
+ *           poll on the relay eventfd; the stop eventfd stays in the epoll
+ *           set, which the ring polls.
  *
  * Every function here is called by the worker's own thread. */
 #include <stdbool.h>

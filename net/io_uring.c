@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "net/log.h"
+#include "net/relay.h"
 #include "net/wrk.h"
 
 #ifdef WSR_HAVE_URING
@@ -55,7 +56,7 @@
 #define IOU_BGID 0
 
 /* user_data: a pointer (8-aligned) with the operation in the low bits. */
-enum { UD_RECV, UD_SEND, UD_POLL, UD_ACCEPT, UD_EPOLL, UD_NOP };
+enum { UD_RECV, UD_SEND, UD_POLL, UD_ACCEPT, UD_EPOLL, UD_RELAY, UD_NOP };
 #define UD_TAGS 7u
 #define UD(p, tag) ((uint64_t)(uintptr_t)(p) | (tag))
 
@@ -76,7 +77,8 @@ struct iou {
     uint32_t sends_out;          /* send records not yet back on the free list */
     struct iou_send *free_sends;
     struct iou_send *all_sends;
-    bool accept_armed, epoll_armed;
+    bool accept_armed, epoll_armed, relay_armed;
+    int relay_fd;                /* the relay eventfd polled here, or -1 */
     struct buf *bufs[IOU_NBUF];  /* by buffer id */
     uint16_t empty[IOU_NBUF];
 };
@@ -161,14 +163,16 @@ void iou_accept_arm(struct wrk *w)
     accept_arm(w, w->ur);
 }
 
-static void epoll_arm(struct iou *u, int epfd)
+/* A multishot POLLIN on fd; tag's completions come on each wake-up.
+ * Returns false when no SQE could be had (retried after the next batch). */
+static bool poll_arm(struct iou *u, int fd, uint64_t tag)
 {
     struct io_uring_sqe *sqe = sqe_get(u);
     if (!sqe)
-        return; /* retried after the next batch */
-    io_uring_prep_poll_multishot(sqe, epfd, POLLIN);
-    io_uring_sqe_set_data64(sqe, UD_EPOLL);
-    u->epoll_armed = true;
+        return false;
+    io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, tag);
+    return true;
 }
 
 int iou_open(struct wrk *w)
@@ -211,7 +215,14 @@ int iou_open(struct wrk *w)
     w->ur = u;
     bufs_refill(w, u);
     accept_arm(w, u);
-    epoll_arm(u, w->epfd);
+    u->epoll_armed = poll_arm(u, w->epfd, UD_EPOLL);
+    /* Relay wake-ups straight from the ring rather than through the epoll
+     * set: one syscall less per wake-up. */
+    u->relay_fd = relay_wake_fd(w);
+    if (u->relay_fd >= 0 && epoll_ctl(w->epfd, EPOLL_CTL_DEL, u->relay_fd, NULL) == 0)
+        u->relay_armed = poll_arm(u, u->relay_fd, UD_RELAY);
+    else
+        u->relay_fd = -1; /* stays in the epoll set */
     return 0;
 fail_map:
     munmap(mem, u->br_bytes);
@@ -501,6 +512,11 @@ static void handle_cqes(struct wrk *w, struct iou *u)
                 u->epoll_armed = false;
             wrk_epoll_pass(w, 0);
             break;
+        case UD_RELAY:
+            if (!(flags & IORING_CQE_F_MORE))
+                u->relay_armed = false;
+            relay_drain(w); /* resets the eventfd; the loop's wrk_flush_writes takes the inbox */
+            break;
         default: /* UD_NOP: cancellations */
             break;
         }
@@ -509,7 +525,9 @@ static void handle_cqes(struct wrk *w, struct iou *u)
     }
     bufs_refill(w, u);
     if (!u->epoll_armed)
-        epoll_arm(u, w->epfd);
+        u->epoll_armed = poll_arm(u, w->epfd, UD_EPOLL);
+    if (u->relay_fd >= 0 && !u->relay_armed)
+        u->relay_armed = poll_arm(u, u->relay_fd, UD_RELAY);
 }
 
 void iou_wait(struct wrk *w, int timeout_ms)

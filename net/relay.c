@@ -261,6 +261,11 @@ void *relay_wake_tag(const struct wrk *w)
     return reg.slots ? &reg.slots[w->id] : NULL;
 }
 
+int relay_wake_fd(const struct wrk *w)
+{
+    return reg.slots ? reg.slots[w->id].efd : -1;
+}
+
 /* ---- membership ------------------------------------------------------------------ */
 
 int relay_join(struct wrk *w, struct conn *c, const uint8_t *name, size_t len, bool echo)

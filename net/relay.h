@@ -81,6 +81,9 @@ void relay_fini(void);
  * never called: a process without relay). */
 int relay_attach(struct wrk *w);
 void *relay_wake_tag(const struct wrk *w);
+/* The worker's relay eventfd, or -1 without relay (the io_uring backend
+ * takes it out of the epoll set and polls it in its ring instead). */
+int relay_wake_fd(const struct wrk *w);
 
 /* ---- hooks called by net/conn.c and net/worker.c (owning worker only) ---- */
 
