@@ -247,9 +247,14 @@ static bool ws_queue(struct wrk *w, struct conn *c, uint8_t op,
         if (c->rm) /* relay: never cut into a partly sent message; net/relay.c flushes */
             relay_kick(w, c);
         /* One reservation for the whole frame when it fits (the usual
-         * case); else grow through out_append. */
+         * case, also for the first reply after a send took c->out); else
+         * grow through out_append. */
+        if (!c->out && !(c->out = wrk_buf_get(w, hlen + len))) {
+            conn_close(w, c);
+            return false;
+        }
         size_t avail;
-        uint8_t *dst = c->out ? rb_reserve(&c->out->rb, hlen + len, &avail) : NULL;
+        uint8_t *dst = rb_reserve(&c->out->rb, hlen + len, &avail);
         if (dst) {
             memcpy(dst, hdr, hlen);
             if (alen)
@@ -882,7 +887,7 @@ void conn_accepted(struct wrk *w, struct conn *c)
     WRK_INC(w->st.conns[CS_HTTP]); /* calloc'd: already CS_HTTP */
     wrk_timer_set(w, c, w->hs_ticks);
     if (w->ur)
-        iou_recv_arm(w, c);
+        conn_recv_arm(w, c);
 }
 
 void conn_dispatch(struct wrk *w, struct conn *c, uint32_t events)

@@ -247,15 +247,23 @@ static void io_clear(struct wrk *w, struct iou *u, struct conn *c, uint8_t bits)
     }
 }
 
+/* An SQE for an operation c cannot live without; NULL (and c closed) when
+ * the queue cannot take one even after submitting. */
+static struct io_uring_sqe *sqe_or_close(struct wrk *w, struct conn *c)
+{
+    struct io_uring_sqe *sqe = sqe_get(w->ur);
+    if (!sqe)
+        conn_close(w, c);
+    return sqe;
+}
+
 void iou_recv_arm(struct wrk *w, struct conn *c)
 {
     if (c->io & IOB_RECV)
         return;
-    struct io_uring_sqe *sqe = sqe_get(w->ur);
-    if (!sqe) {
-        conn_close(w, c);
+    struct io_uring_sqe *sqe = sqe_or_close(w, c);
+    if (!sqe)
         return;
-    }
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = IOU_BGID;
@@ -341,11 +349,9 @@ void iou_poll_out(struct wrk *w, struct conn *c)
 {
     if (c->io & IOB_POLL)
         return;
-    struct io_uring_sqe *sqe = sqe_get(w->ur);
-    if (!sqe) {
-        conn_close(w, c);
+    struct io_uring_sqe *sqe = sqe_or_close(w, c);
+    if (!sqe)
         return;
-    }
     io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
     io_uring_sqe_set_data64(sqe, UD(c, UD_POLL));
     c->io |= IOB_POLL;
