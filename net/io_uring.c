@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "net/log.h"
@@ -555,18 +554,11 @@ void iou_wait(struct wrk *w, int timeout_ms)
     handle_cqes(w, u);
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void iou_close(struct wrk *w, unsigned ms)
 {
     struct iou *u = w->ur;
-    uint64_t until = now_ms() + ms;
-    while ((u->zombies > 0 || u->sends_out > 0) && now_ms() < until)
+    uint64_t until = wrk_mono_ms() + ms;
+    while ((u->zombies > 0 || u->sends_out > 0) && wrk_mono_ms() < until)
         iou_wait(w, 10);
     if (u->zombies > 0 || u->sends_out > 0)
         log_warn("worker %d: %u connections and %u sends still in the ring at exit", w->id,

@@ -20,7 +20,7 @@
  * accept and once per close, never per message. */
 static atomic_uint total_conns;
 
-static uint64_t mono_ms(void)
+uint64_t wrk_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -129,7 +129,7 @@ static int wrk_timeout_ms(const struct wrk *w)
     if (w->n_timers == 0 && !w->stopping && !w->accept_retry)
         return -1;
     uint64_t next_ms = (uint64_t)(w->now + 1) * TICK_MS + w->t0_ms;
-    uint64_t now = mono_ms();
+    uint64_t now = wrk_mono_ms();
     return next_ms > now ? (int)(next_ms - now) : 0;
 }
 
@@ -337,7 +337,7 @@ static void wrk_force_close_all(struct wrk *w)
 
 void wrk_update_now(struct wrk *w)
 {
-    w->now = (uint32_t)((mono_ms() - w->t0_ms) / TICK_MS);
+    w->now = (uint32_t)((wrk_mono_ms() - w->t0_ms) / TICK_MS);
 }
 
 void wrk_epoll_pass(struct wrk *w, int timeout_ms)
@@ -478,7 +478,7 @@ uint16_t wrk_port(const struct wrk *w) { return w->port; }
 
 int wrk_start(struct wrk *w)
 {
-    w->t0_ms = mono_ms();
+    w->t0_ms = wrk_mono_ms();
     w->now = 0;
     w->wheel_at = 0;
     int rc = pthread_create(&w->th, NULL, wrk_main, w);

@@ -187,6 +187,8 @@ void wrk_accept(struct wrk *w);
  * backend polls the epoll fd for the stop and relay eventfds). */
 void wrk_epoll_pass(struct wrk *w, int timeout_ms);
 void wrk_update_now(struct wrk *w);
+/* Monotonic milliseconds (coarse clock: tick resolution is all we need). */
+uint64_t wrk_mono_ms(void);
 
 /* Every state change goes through here so the per-state gauges stay right. */
 static inline void conn_set_state(struct wrk *w, struct conn *c, enum conn_state s)
