@@ -9,7 +9,10 @@
 # (server on both CPUs, wsload on CPU 1): delivered messages/s, delivery
 # latency p50/p99 and server CPU µs per delivered message (utime+stime from
 # /proc/PID/stat over the measured seconds). Prints a Markdown table; exits 1
-# when any wsload run failed or reported an error.
+# when any wsload run failed or reported an error. After r1 a row "r1 limit"
+# gives bench/peers/fanout_floor's figure: the same sends with no relay code,
+# what a server making one send per subscriber per window cannot beat here
+# (FLOOR=0 leaves it out).
 # Env: B (build/plain), DURATION (4), INFLIGHT (16), SUBS (1000),
 # CHANNELS (100), MEMBERS (10), WORKERS ("1 2"), RUNS ("r1 r2"), SERVER_ARGS
 # (extra wsrelay flags, e.g. "--io epoll").
@@ -94,5 +97,21 @@ print("| %s | %s | %.3gM | %.1f / %.1f | %.3f | %d (%d of %s runs reported) |"
 sys.exit(1 if errs or len(rows) != int(n) or deliv <= 0 else 0)
 PYEOF
     done
+    # The limit of r1 on this machine: the sends alone, one per subscriber per
+    # window of INFLIGHT 34-byte frames, with no relay code at all
+    # (bench/peers/fanout_floor). Its µs per delivery is sender CPU per frame.
+    if [[ $run == r1 && ${FLOOR:-1} != 0 ]]; then
+        if out=$("$B/bench/peers/fanout_floor" -c "$SUBS" -s $((INFLIGHT * 34)) -f 34 \
+                -d "$DURATION" -w 1 --json | tail -n 1); then
+            $PY -c '
+import json, sys
+j = json.loads(sys.argv[1])
+print("| r1 limit: sends only (fanout_floor) | 1 | %.3gM | – | %.3f | – |"
+      % (j["sends_per_s"] * j["bytes"] / j["frame"] / 1e6, j["us_per_delivery"]))' "$out"
+        else
+            echo "relay: fanout_floor failed" >&2
+            failed=$((failed + 1))
+        fi
+    fi
 done
 exit $((failed > 0))

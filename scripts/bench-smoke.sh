@@ -146,6 +146,31 @@ if [[ -x $WSLOAD ]]; then
         "message 0 (70000 bytes): mismatch at payload byte 100: got 0x" -c 1 -p 2 -s 70000
 fi
 
+# The relay limit (bench/peers/fanout_floor): 10 connections for 1 s must
+# report a cost per send, its reader must drain every byte (else exit 1), and
+# a bad flag must give exit status 2.
+FLOOR_BIN=$B/bench/peers/fanout_floor
+if [[ -x $FLOOR_BIN ]]; then
+    echo "  run   $FLOOR_BIN -c 10 -d 1 -w 0 --json"
+    if out=$(timeout -k 5 30 "$FLOOR_BIN" -c 10 -d 1 -w 0 --json 2>"$tmp/floor.err" | tail -n 1) &&
+        verdict=$($PY -c '
+import json, sys
+j = json.loads(sys.argv[1])
+if not (j["sends"] > 0 and j["us_per_send"] > 0 and j["conns"] == 10):
+    print("implausible: %s" % sys.argv[1]); sys.exit(1)
+print("%.2f us per send, %.4f us per delivery" % (j["us_per_send"], j["us_per_delivery"]))
+' "$out"); then
+        ok "fanout_floor: $verdict"
+    else
+        bad "fanout_floor: ${verdict:-no JSON line}"; sed 's/^/        /' "$tmp/floor.err" | tail -n 5
+    fi
+    "$FLOOR_BIN" -c 0 >/dev/null 2>&1
+    rc=$?
+    [[ $rc -eq 2 ]] && ok "fanout_floor -c 0: exit 2" || bad "fanout_floor -c 0: exit $rc, want 2"
+else
+    bad "missing $FLOOR_BIN"
+fi
+
 # Micro-benchmarks: a few benchmarks at a tiny min time. Each benchmark checks
 # its function against a reference before timing, so an error here is a bug.
 MICRO=$B/bench/micro/micro
@@ -222,10 +247,11 @@ EOF_PY
     fi
 fi
 
-# Relay benchmarks (bench/relay.sh), scaled down: 50 subscribers, 4 channels.
+# Relay benchmarks (bench/relay.sh), scaled down: 50 subscribers, 4 channels;
+# the r1 limit row (fanout_floor) must be there too.
 if out=$(B=$B DURATION=1 SUBS=50 CHANNELS=4 timeout -k 5 120 bench/relay.sh 2>&1) &&
-        [[ $(grep -c '^| r[12] |' <<<"$out") -eq 4 ]]; then
-    ok "relay.sh: $(grep '^| r[12] |' <<<"$out" | awk -F'|' '{printf "%s/%sw %s/s; ", $2, $3, $4}')"
+        [[ $(grep -c '^| r[12] |' <<<"$out") -eq 4 && $(grep -c '^| r1 limit' <<<"$out") -eq 1 ]]; then
+    ok "relay.sh: $(grep '^| r[12] |\|^| r1 limit' <<<"$out" | awk -F'|' '{printf "%s/%sw %s/s %s us; ", $2, $3, $4, $6}')"
 else
     bad "relay.sh"
     sed 's/^/        /' <<<"$out" | tail -n 10
