@@ -87,9 +87,15 @@ class Server:
 
     stdout and stderr go to temp files (nothing can block on a full pipe); the port comes from the start-up line."""
 
-    def __init__(self, *flags, host="127.0.0.1", binary=None, start_timeout=None):
+    def __init__(self, *flags, host="127.0.0.1", binary=None, start_timeout=None, io=None, expect_backend=None,
+                 preexec=None):
+        """io: the --io value to pass instead of the run's WSR_IO ("" passes none); expect_backend: the backend the
+        start-up line must name (default: the --io asked for); preexec: also run in the child before exec."""
         self.flags = [str(f) for f in flags]
         self.host = host
+        self.io = IO_BACKEND if io is None else io
+        self.expect_backend = self.io if expect_backend is None else expect_backend
+        self.preexec = preexec
         self.binary = binary or BIN
         self.start_timeout = start_timeout or 10.0 * SLOW
         self.proc = None
@@ -103,10 +109,15 @@ class Server:
         self._out = tempfile.TemporaryFile()
         self._err = tempfile.TemporaryFile()
         argv = [self.binary, "--host", self.host, "--port", "0"] + self.flags
-        if IO_BACKEND:
-            argv += ["--io", IO_BACKEND]
+        if self.io:
+            argv += ["--io", self.io]
+
+        def child_setup():
+            _die_with_parent()
+            if self.preexec:
+                self.preexec()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, cwd=REPO,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=child_setup)
         deadline = time.monotonic() + self.start_timeout
         while True:
             self._out.seek(0)
@@ -118,9 +129,10 @@ class Server:
                     self.kill()
                     raise AssertionError("unexpected start-up line %r; stderr: %s" % (line, self.stderr()))
                 self.banner = line.decode(errors="replace")
-                if IO_BACKEND and ("backend=%s" % IO_BACKEND) not in self.banner:
+                if self.expect_backend and ("backend=%s" % self.expect_backend) not in self.banner:
                     self.kill()
-                    raise AssertionError("asked for --io %s, server runs %r" % (IO_BACKEND, self.banner))
+                    raise AssertionError("want backend=%s (--io %r), server runs %r"
+                                         % (self.expect_backend, self.io, self.banner))
                 self.port = int(m.group(2))
                 return self
             if self.proc.poll() is not None:
