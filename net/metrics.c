@@ -119,6 +119,9 @@ char *metrics_render(size_t *len)
             (unsigned long long)SUM(relay_slow_closes));
     fprintf(f, "wsrelay_relay_slow_consumer_total{action=\"drop\"} %llu\n",
             (unsigned long long)SUM(relay_drops));
+    single(f, "wsrelay_relay_queue_slots", "gauge",
+           "Delivery-queue slots allocated for relay members (a pointer each; a ring emptied after a burst is freed).",
+           SUM(relay_queue_slots));
     single(f, "wsrelay_relay_channels", "gauge", "Relay channels with at least one member.", relay_channels());
     head(f, "wsrelay_relay_members", "gauge", "Relay members, by worker.");
     for (int i = 0; i < n_workers; i++)

@@ -32,6 +32,7 @@ _Static_assert(sizeof(struct conn) <= 160, "struct conn grew past 160 bytes");
  * scratch rather than referenced: the same cut as the echo's slab. */
 #define RELAY_PACK_MAX (WRK_PACK_MAX + WS_MAX_HDR)
 #define RELAY_Q0 8           /* first delivery ring size; doubles when full */
+#define RELAY_Q_KEEP 64      /* rings up to this size are kept; see member_flush */
 
 /* One published frame, shared by every member it goes to. */
 struct relay_msg {
@@ -60,6 +61,7 @@ struct relay_member {
     struct relay_member *d_next, *d_prev; /* the worker's dirty list */
     struct relay_msg **q;                /* ring of queued messages, oldest at q_head */
     uint32_t q_head, q_n, q_cap;         /* q_cap: 0 or a power of two */
+    uint32_t q_hwm;                      /* most queued since the queue last emptied */
     bool echo;                           /* gets its own messages too */
     bool dirty;                          /* on the dirty list */
     bool blocked;                        /* the socket refused bytes; cleared on EPOLLOUT */
@@ -424,6 +426,7 @@ void relay_leave(struct wrk *w, struct conn *c)
     queue_drop(m, false);
     dirty_del(w, m);
     free(m->q);
+    WRK_ADD(w->st.relay_queue_slots, -(int64_t)m->q_cap);
     free(m);
     c->rm = NULL;
 }
@@ -432,7 +435,7 @@ void relay_leave(struct wrk *w, struct conn *c)
 
 static void member_flush(struct wrk *w, struct relay_member *m);
 
-static bool queue_grow(struct relay_member *m)
+static bool queue_grow(struct wrk *w, struct relay_member *m)
 {
     uint32_t cap = m->q_cap ? m->q_cap * 2 : RELAY_Q0;
     struct relay_msg **nq = malloc(cap * sizeof *nq);
@@ -441,6 +444,7 @@ static bool queue_grow(struct relay_member *m)
     for (uint32_t i = 0; i < m->q_n; i++)
         nq[i] = m->q[(m->q_head + i) & (m->q_cap - 1)];
     free(m->q);
+    WRK_ADD(w->st.relay_queue_slots, cap - m->q_cap);
     m->q = nq;
     m->q_cap = cap;
     m->q_head = 0;
@@ -482,12 +486,13 @@ static unsigned member_push(struct wrk *w, struct relay_member *m, struct relay_
         conn_ws_close(w, c, 1013, "try again later");
         return 0;
     }
-    if (m->q_n == m->q_cap && !queue_grow(m)) {
+    if (m->q_n == m->q_cap && !queue_grow(w, m)) {
         WRK_INC(w->st.relay_drops);
         return 0;
     }
     m->q[(m->q_head + m->q_n) & (m->q_cap - 1)] = msg;
-    m->q_n++;
+    if (++m->q_n > m->q_hwm)
+        m->q_hwm = m->q_n;
     m->backlog += msg->len;
     if (!m->dirty)
         dirty_add(w, m);
@@ -667,6 +672,18 @@ static bool plan_add(struct plan *pl, const uint8_t *p, size_t len)
     return true;
 }
 
+/* Free an empty ring larger than RELAY_Q_KEEP; the next push starts a new
+ * one at RELAY_Q0. */
+static void queue_trim(struct wrk *w, struct relay_member *m)
+{
+    if (m->q_n > 0 || m->q_cap <= RELAY_Q_KEEP)
+        return;
+    free(m->q);
+    WRK_ADD(w->st.relay_queue_slots, -(int64_t)m->q_cap);
+    m->q = NULL;
+    m->q_cap = m->q_head = 0;
+}
+
 /* Send m's pending output: the rest of a partly sent message first (nothing
  * may cut into a frame), then c->out (control frames, the 101), then the
  * queued messages; one send per plan until done or EAGAIN. Only what a send
@@ -739,6 +756,16 @@ static void member_flush(struct wrk *w, struct relay_member *m)
                 iou_poll_out(w, c);
             break; /* the socket is full */
         }
+    }
+    if (m->q_n == 0) {
+        /* A burst grew the ring and is over (since the queue last emptied
+         * it never held an eighth of it): give it back rather than keep the
+         * largest size ever needed for the member's whole life. A member
+         * that fills a large ring in every pass keeps it. On a channel that
+         * fell silent the keep-alive ping's flush comes here. */
+        if (m->q_cap >= 8 * m->q_hwm)
+            queue_trim(w, m);
+        m->q_hwm = 0;
     }
     conn_out_written(w, c); /* may close c (drain finished): m is gone then */
 }

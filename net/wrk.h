@@ -123,6 +123,7 @@ struct wrk_stats {
     wrk_ctr close_sent[WRK_CLOSE_SLOTS], close_rcvd[WRK_CLOSE_SLOTS];
     wrk_ctr relay_deliveries;          /* relay messages fully written to a member */
     wrk_ctr relay_slow_closes, relay_drops;
+    wrk_ctr relay_queue_slots;         /* gauge: delivery-queue slots allocated (a pointer each) */
     wrk_ctr loops;                     /* event-loop iterations */
 } __attribute__((aligned(64)));
 

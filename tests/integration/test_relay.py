@@ -325,5 +325,58 @@ class PartialWrites(unittest.TestCase):
                     c.close()
 
 
+class QueueRing(unittest.TestCase):
+    """A member's delivery ring grows to hold a burst its socket does not take (a pointer per queued message) and must
+    not stay at that size for the member's whole life: it is freed when a later write to the member (a message, or
+    the keep-alive ping on a channel that fell silent) finds the queue empty. /metrics shows the slots allocated
+    (wsrelay_relay_queue_slots)."""
+    N = 20000   # 400-byte messages: 8 MB, more than the send buffer (4 MiB at most) and the 4 KiB receive buffer hold
+
+    def burst_then_drain(self, srv, http):
+        def slots():
+            return val(fetch(http), "wsrelay_relay_queue_slots")
+        sub = wsr.RawWS(srv.port, "/relay/ring", seed=3, rcvbuf=4096)
+        pub = wsr.RawWS(srv.port, "/relay/ring", seed=4)
+        for seq in range(self.N):
+            pub.send_frame(wsr.OP_BIN, b"%019d" % seq + b"!" * 381)
+        wait_for(lambda: slots() >= 4096, "the ring to grow to 4096 slots (the burst queued)")
+        for seq in range(self.N):
+            self.assertEqual(sub.recv_message(), (wsr.OP_BIN, b"%019d" % seq + b"!" * 381), "message %d" % seq)
+        return sub, pub, slots
+
+    def test_freed_by_the_next_delivery(self):
+        with wsr.Server("--threads", "1", "--max-backlog", "32M", "--ping-interval", "0") as srv:
+            http = wsr.HttpConn(srv.port)
+            sub, pub, slots = self.burst_then_drain(srv, http)
+            try:
+                self.assertGreaterEqual(slots(), 4096, "emptied by the burst's own flushes: kept until a later one")
+                pub.send_frame(wsr.OP_TEXT, b"after")
+                self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"after"))
+                wait_for(lambda: slots() <= 64, "the ring to be freed")
+                pub.send_frame(wsr.OP_TEXT, b"again")   # a fresh ring works
+                self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"again"))
+                for c in (sub, pub):
+                    c.close_cleanly()
+                self.assertEqual(srv.stop(), 0)
+            finally:
+                for c in (sub, pub, http):
+                    c.close()
+
+    def test_freed_by_the_ping_when_silent(self):
+        with wsr.Server("--threads", "1", "--max-backlog", "32M", "--ping-interval", "1") as srv:
+            http = wsr.HttpConn(srv.port)
+            sub, pub, slots = self.burst_then_drain(srv, http)
+            try:
+                wait_for(lambda: slots() <= 64, "the ping's flush to free the ring", timeout=5 * wsr.SLOW)
+                pub.send_frame(wsr.OP_TEXT, b"after")
+                self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"after"))
+                for c in (sub, pub):
+                    c.close_cleanly()
+                self.assertEqual(srv.stop(), 0)
+            finally:
+                for c in (sub, pub, http):
+                    c.close()
+
+
 if __name__ == "__main__":
     wsr.main()
