@@ -757,12 +757,17 @@ static void member_flush(struct wrk *w, struct relay_member *m)
             break; /* the socket is full */
         }
     }
+    if (c->state == CS_CLOSED)
+        return; /* iou_poll_out found no SQE and closed c: m is gone */
     if (m->q_n == 0) {
         /* A burst grew the ring and is over (since the queue last emptied
-         * it never held an eighth of it): give it back rather than keep the
-         * largest size ever needed for the member's whole life. A member
-         * that fills a large ring in every pass keeps it. On a channel that
-         * fell silent the keep-alive ping's flush comes here. */
+         * it held no more than an eighth of it): give it back rather than
+         * keep the largest size ever needed for the member's whole life. A
+         * member that fills a large ring in every pass keeps it; one whose
+         * passes alternate between more than an eighth and less regrows it
+         * each time (a few mallocs per pass, next to a send of several µs).
+         * On a channel that fell silent the keep-alive ping's flush comes
+         * here. */
         if (m->q_cap >= 8 * m->q_hwm)
             queue_trim(w, m);
         m->q_hwm = 0;

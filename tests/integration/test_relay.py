@@ -357,6 +357,7 @@ class QueueRing(unittest.TestCase):
                 self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"again"))
                 for c in (sub, pub):
                     c.close_cleanly()
+                wait_for(lambda: slots() == 0, "leaving members to give their rings back")
                 self.assertEqual(srv.stop(), 0)
             finally:
                 for c in (sub, pub, http):
@@ -372,6 +373,7 @@ class QueueRing(unittest.TestCase):
                 self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"after"))
                 for c in (sub, pub):
                     c.close_cleanly()
+                wait_for(lambda: slots() == 0, "leaving members to give their rings back")
                 self.assertEqual(srv.stop(), 0)
             finally:
                 for c in (sub, pub, http):
