@@ -101,8 +101,8 @@ PYEOF
     # window of INFLIGHT 34-byte frames, with no relay code at all
     # (bench/peers/fanout_floor). Its µs per delivery is sender CPU per frame.
     if [[ $run == r1 && ${FLOOR:-1} != 0 ]]; then
-        if out=$("$B/bench/peers/fanout_floor" -c "$SUBS" -s $((INFLIGHT * 34)) -f 34 \
-                -d "$DURATION" -w 1 --json | tail -n 1); then
+        if out=$(timeout -k 5 $((DURATION + 60)) "$B/bench/peers/fanout_floor" -c "$SUBS" \
+                -s $((INFLIGHT * 34)) -f 34 -d "$DURATION" -w 1 --json | tail -n 1) && [[ -n $out ]]; then
             $PY -c '
 import json, sys
 j = json.loads(sys.argv[1])
