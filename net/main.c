@@ -353,8 +353,17 @@ int main(int argc, char **argv)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&cfg.addr)->sin_addr, addr, sizeof addr);
         printf("wsrelay " WSR_VERSION " listening on %s:%u", addr, wrk_port(workers[0]));
     }
-    printf(" threads=%d backend=%s unmask=%s static=%s\n", n,
-           cfg.io == WSR_IO_URING ? "uring" : "epoll", ws_unmask_impl(), cfg.static_dir);
+    /* A worker whose own ring could not be set up serves with epoll (it
+     * logged why): say what actually runs. */
+    int on_uring = 0;
+    for (int i = 0; i < n; i++)
+        on_uring += wrk_on_uring(workers[i]);
+    char backend[48];
+    if (on_uring == 0 || on_uring == n)
+        snprintf(backend, sizeof backend, "%s", on_uring ? "uring" : "epoll");
+    else
+        snprintf(backend, sizeof backend, "mixed(uring %d,epoll %d)", on_uring, n - on_uring);
+    printf(" threads=%d backend=%s unmask=%s static=%s\n", n, backend, ws_unmask_impl(), cfg.static_dir);
     fflush(stdout);
 
     int sig;

@@ -370,6 +370,7 @@ static void *wrk_main(void *arg)
                 wrk_accept(w); /* connections may have queued meanwhile */
         }
     }
+    sem_post(&w->started); /* wrk_start returns: w->ur says which backend serves */
     for (;;) {
         if (w->ur)
             iou_wait(w, wrk_timeout_ms(w));
@@ -481,9 +482,17 @@ int wrk_start(struct wrk *w)
     w->t0_ms = wrk_mono_ms();
     w->now = 0;
     w->wheel_at = 0;
+    if (sem_init(&w->started, 0, 0) < 0)
+        return -errno;
     int rc = pthread_create(&w->th, NULL, wrk_main, w);
+    if (rc == 0)
+        while (sem_wait(&w->started) < 0 && errno == EINTR)
+            ;
+    sem_destroy(&w->started);
     return -rc;
 }
+
+bool wrk_on_uring(const struct wrk *w) { return w->ur != NULL; }
 
 void wrk_stop(struct wrk *w)
 {

@@ -20,8 +20,12 @@ int wrk_new(struct wrk **out, int id, const struct wsr_config *cfg,
 /* The port the listener is bound to. */
 uint16_t wrk_port(const struct wrk *w);
 
-/* Start the worker's thread. Returns 0 or -errno. */
+/* Start the worker's thread; returns once it has set up its I/O backend
+ * (its own io_uring ring, or epoll when that failed). Returns 0 or -errno. */
 int wrk_start(struct wrk *w);
+
+/* After wrk_start: true when the worker is served by io_uring. */
+bool wrk_on_uring(const struct wrk *w);
 
 /* Ask the worker to shut down gracefully: stop accepting, send close 1001 to
  * every WebSocket, wait up to the close timeout. Safe from any thread. */

@@ -3,6 +3,7 @@
 /* Layouts shared by net/worker.c (loop, accept, timers, buffers) and
  * net/conn.c (HTTP, WebSocket, replies). Nothing outside net/ includes this. */
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -134,6 +135,7 @@ struct wrk {
     int spare_fd;            /* released to accept-and-shed when out of fds */
     uint16_t port;
     pthread_t th;
+    sem_t started;           /* posted once the thread has set up its I/O backend */
     const struct wsr_config *cfg;
     const struct sfiles *sf;
     struct hs_config hsc;

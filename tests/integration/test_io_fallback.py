@@ -28,16 +28,23 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def deny_io_uring(err):
-    """A preexec hook: from here on, the io_uring system calls fail with err; everything else is allowed."""
+def deny_io_uring(err, setup_entries=None):
+    """A preexec hook: from here on, the io_uring system calls fail with err; everything else is allowed. With
+    setup_entries, only io_uring_setup(setup_entries, ...) fails: a ring of that size (the workers' own rings) cannot
+    be made while smaller ones (the start-up probe's) can."""
     def install():
         prog = [(BPF_LD_W_ABS, 0, 0, 4),                        # seccomp_data.arch
                 (BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
                 (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EINVAL),  # another ABI: refuse everything
                 (BPF_LD_W_ABS, 0, 0, 0)]                        # seccomp_data.nr
-        for i, nr in enumerate(IO_URING_SYSCALLS):
-            left = len(IO_URING_SYSCALLS) - i                   # jump over the rest of the tests and the allow
-            prog.append((BPF_JEQ_K, left, 0, nr))
+        if setup_entries is None:
+            for i, nr in enumerate(IO_URING_SYSCALLS):
+                left = len(IO_URING_SYSCALLS) - i               # jump over the rest of the tests and the allow
+                prog.append((BPF_JEQ_K, left, 0, nr))
+        else:
+            prog += [(BPF_JEQ_K, 0, 2, IO_URING_SYSCALLS[0]),   # not io_uring_setup: allow
+                     (BPF_LD_W_ABS, 0, 0, 16),                  # low half of seccomp_data.args[0] (little-endian)
+                     (BPF_JEQ_K, 1, 0, setup_entries)]
         prog += [(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
                  (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | err)]
         code = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *ins) for ins in prog))
@@ -101,6 +108,27 @@ class IoUringRefused(unittest.TestCase):
 
     def test_enosys_by_default_informs(self):
         self.run_refused(errno.ENOSYS, "", "info")
+
+    def test_workers_own_rings_refused(self):
+        """The start-up probe (an 8-entry ring) works but each worker's own ring (1024 entries, IOU_SQ in
+        net/io_uring.c) is refused: every worker logs it and serves with epoll, and the start-up line says epoll."""
+        srv = wsr.Server("--threads", "2", io="uring", expect_backend="epoll",
+                         preexec=deny_io_uring(errno.EPERM, setup_entries=1024))
+        srv.start()
+        try:
+            self.echo_works(srv)
+            self.assertEqual(srv.stop(), 0, srv.stderr())
+            log = srv.stderr()
+            lines = sorted(ln for ln in log.splitlines() if "io_uring setup failed" in ln)
+            self.assertEqual(len(lines), 2, log)
+            for i, ln in enumerate(lines):
+                self.assertIn("worker %d:" % i, ln)
+                self.assertIn(os.strerror(errno.EPERM), ln)
+                self.assertIn("using epoll", ln)
+            self.assertNotIn("io_uring unavailable", log)
+        finally:
+            srv.kill()
+            srv.close_files()
 
 
 if __name__ == "__main__":
