@@ -330,12 +330,15 @@ class QueueRing(unittest.TestCase):
     not stay at that size for the member's whole life: it is freed when a later write to the member (a message, or
     the keep-alive ping on a channel that fell silent) finds the queue empty. /metrics shows the slots allocated
     (wsrelay_relay_queue_slots)."""
-    N = 20000   # 400-byte messages: 8 MB, more than the send buffer (4 MiB at most) and the 4 KiB receive buffer hold
+    # 400-byte messages: 8 MB, more than the send buffer (4 MiB at most) and the receive buffer hold, so about
+    # half stays queued. The member keeps the default SO_RCVBUF: one below loopback's MSS (64 KiB) never opens a
+    # window again once full, and the stream then crawls on zero-window probes with exponential back-off.
+    N = 20000
 
     def burst_then_drain(self, srv, http):
         def slots():
             return val(fetch(http), "wsrelay_relay_queue_slots")
-        sub = wsr.RawWS(srv.port, "/relay/ring", seed=3, rcvbuf=4096)
+        sub = wsr.RawWS(srv.port, "/relay/ring", seed=3)
         pub = wsr.RawWS(srv.port, "/relay/ring", seed=4)
         for seq in range(self.N):
             pub.send_frame(wsr.OP_BIN, b"%019d" % seq + b"!" * 381)
