@@ -335,52 +335,49 @@ class QueueRing(unittest.TestCase):
     # window again once full, and the stream then crawls on zero-window probes with exponential back-off.
     N = 20000
 
-    def burst_then_drain(self, srv, http):
-        def slots():
-            return val(fetch(http), "wsrelay_relay_queue_slots")
-        sub = wsr.RawWS(srv.port, "/relay/ring", seed=3)
-        pub = wsr.RawWS(srv.port, "/relay/ring", seed=4)
-        for seq in range(self.N):
-            pub.send_frame(wsr.OP_BIN, b"%019d" % seq + b"!" * 381)
-        wait_for(lambda: slots() >= 4096, "the ring to grow to 4096 slots (the burst queued)")
-        for seq in range(self.N):
-            self.assertEqual(sub.recv_message(), (wsr.OP_BIN, b"%019d" % seq + b"!" * 381), "message %d" % seq)
-        return sub, pub, slots
+    def run_ring(self, ping_interval, after_drain):
+        """A burst the member does not read, then all of it read in order; then after_drain(sub, pub, slots); then
+        both members leave and their rings must all be given back."""
+        with wsr.Server("--threads", "1", "--max-backlog", "32M", "--ping-interval", ping_interval) as srv:
+            http = wsr.HttpConn(srv.port)
+            conns = [http]
+            try:
+                def slots():
+                    return val(fetch(http), "wsrelay_relay_queue_slots")
+                sub = wsr.RawWS(srv.port, "/relay/ring", seed=3)
+                conns.append(sub)
+                pub = wsr.RawWS(srv.port, "/relay/ring", seed=4)
+                conns.append(pub)
+                for seq in range(self.N):
+                    pub.send_frame(wsr.OP_BIN, b"%019d" % seq + b"!" * 381)
+                wait_for(lambda: slots() >= 4096, "the ring to grow to 4096 slots (the burst queued)")
+                for seq in range(self.N):
+                    self.assertEqual(sub.recv_message(), (wsr.OP_BIN, b"%019d" % seq + b"!" * 381), "message %d" % seq)
+                after_drain(sub, pub, slots)
+                for c in (sub, pub):
+                    c.close_cleanly()
+                wait_for(lambda: slots() == 0, "leaving members to give their rings back")
+                self.assertEqual(srv.stop(), 0)
+            finally:
+                for c in conns:
+                    c.close()
 
     def test_freed_by_the_next_delivery(self):
-        with wsr.Server("--threads", "1", "--max-backlog", "32M", "--ping-interval", "0") as srv:
-            http = wsr.HttpConn(srv.port)
-            sub, pub, slots = self.burst_then_drain(srv, http)
-            try:
-                self.assertGreaterEqual(slots(), 4096, "emptied by the burst's own flushes: kept until a later one")
-                pub.send_frame(wsr.OP_TEXT, b"after")
-                self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"after"))
-                wait_for(lambda: slots() <= 64, "the ring to be freed")
-                pub.send_frame(wsr.OP_TEXT, b"again")   # a fresh ring works
-                self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"again"))
-                for c in (sub, pub):
-                    c.close_cleanly()
-                wait_for(lambda: slots() == 0, "leaving members to give their rings back")
-                self.assertEqual(srv.stop(), 0)
-            finally:
-                for c in (sub, pub, http):
-                    c.close()
+        def after_drain(sub, pub, slots):
+            self.assertGreaterEqual(slots(), 4096, "emptied by the burst's own flushes: kept until a later one")
+            pub.send_frame(wsr.OP_TEXT, b"after")
+            self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"after"))
+            wait_for(lambda: slots() <= 64, "the ring to be freed")
+            pub.send_frame(wsr.OP_TEXT, b"again")   # a fresh ring works
+            self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"again"))
+        self.run_ring("0", after_drain)
 
     def test_freed_by_the_ping_when_silent(self):
-        with wsr.Server("--threads", "1", "--max-backlog", "32M", "--ping-interval", "1") as srv:
-            http = wsr.HttpConn(srv.port)
-            sub, pub, slots = self.burst_then_drain(srv, http)
-            try:
-                wait_for(lambda: slots() <= 64, "the ping's flush to free the ring", timeout=5 * wsr.SLOW)
-                pub.send_frame(wsr.OP_TEXT, b"after")
-                self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"after"))
-                for c in (sub, pub):
-                    c.close_cleanly()
-                wait_for(lambda: slots() == 0, "leaving members to give their rings back")
-                self.assertEqual(srv.stop(), 0)
-            finally:
-                for c in (sub, pub, http):
-                    c.close()
+        def after_drain(sub, pub, slots):
+            wait_for(lambda: slots() <= 64, "the ping's flush to free the ring", timeout=5 * wsr.SLOW)
+            pub.send_frame(wsr.OP_TEXT, b"after")
+            self.assertEqual(sub.recv_message(), (wsr.OP_TEXT, b"after"))
+        self.run_ring("1", after_drain)
 
 
 if __name__ == "__main__":
