@@ -64,7 +64,6 @@ struct relay_member {
     uint32_t q_hwm;                      /* most queued since the queue last emptied */
     bool echo;                           /* gets its own messages too */
     bool dirty;                          /* on the dirty list */
-    bool blocked;                        /* the socket refused bytes; cleared on EPOLLOUT */
     size_t off;                          /* bytes of q[q_head] already sent */
     size_t backlog;                      /* queued bytes not yet sent */
 };
@@ -401,8 +400,6 @@ void relay_kick(struct wrk *w, struct conn *c)
 void relay_writable(struct wrk *w, struct conn *c)
 {
     struct relay_member *m = c->rm;
-    if (m)
-        m->blocked = false;
     if (m && !m->dirty && (m->q_n > 0 || (c->out && rb_len(&c->out->rb) > 0)))
         dirty_add(w, m);
 }
@@ -453,27 +450,43 @@ static bool queue_grow(struct wrk *w, struct relay_member *m)
 
 /* Queue msg for m, or apply the slow-consumer policy. Returns 1 when msg
  * was queued (the caller adds the reference), else 0. */
+/* What m owes its socket, as the slow-consumer policy judges it: queued
+ * frames and c->out, less the unsent rest of a head message longer than the
+ * limit itself. Such a message goes to a member level with the stream, and
+ * while it drains (a socket takes a few MiB at most) the member is judged on
+ * what queues behind it; else a reader keeping up would be cut off by the
+ * next message. Still bounded: one long head plus the limit, or two long
+ * messages. */
+static size_t member_pending(const struct relay_member *m, uint64_t limit)
+{
+    const struct conn *c = m->c;
+    size_t pending = m->backlog + (c->out ? rb_len(&c->out->rb) : 0);
+    if (m->q_n > 0 && m->q[m->q_head]->len > limit)
+        pending -= m->q[m->q_head]->len - m->off;
+    return pending;
+}
+
 static unsigned member_push(struct wrk *w, struct relay_member *m, struct relay_msg *msg)
 {
     struct conn *c = m->c;
     if (!m->ch || c->state != CS_WS)
         return 0;
-    size_t pending = m->backlog + (c->out ? rb_len(&c->out->rb) : 0);
     /* io_uring: while an HTTP reply from before the upgrade is still in
      * flight, nothing queued here has been offered to the socket yet: allow
      * twice the limit (bounded: a peer that never reads that reply must not
      * grow the queue without end). */
     uint64_t limit = (c->io & IOB_SEND) ? 2 * w->cfg->max_backlog : w->cfg->max_backlog;
+    size_t pending = member_pending(m, limit);
     if (pending > 0 && pending + msg->len > limit) {
         /* Deliveries leave once per loop pass, so a burst can pass the limit
          * before this member was offered a byte: judge only what its socket
-         * refused, after trying to send what is queued. */
-        if (!m->blocked) { /* a socket that refused bytes takes none until EPOLLOUT */
-            member_flush(w, m);
-            if (c->state != CS_WS)
-                return 0; /* the flush failed and closed it (m is gone) */
-        }
-        pending = m->backlog + (c->out ? rb_len(&c->out->rb) : 0);
+         * refused, after trying to send what is queued (also when its last
+         * send was refused: its writability may be in this very batch, not
+         * yet handled). */
+        member_flush(w, m);
+        if (c->state != CS_WS)
+            return 0; /* the flush failed and closed it (m is gone) */
+        pending = member_pending(m, limit);
     }
     /* A message larger than the limit still goes to a member that is level
      * with the stream; whole messages only, never part of a frame. */
@@ -729,7 +742,6 @@ static void member_flush(struct wrk *w, struct relay_member *m)
         }
         if (r < 0) {
             if (errno == EAGAIN) {
-                m->blocked = true;
                 if (w->ur)
                     iou_poll_out(w, c);
                 break; /* EPOLLOUT (or the io_uring poll) brings us back */
@@ -751,7 +763,6 @@ static void member_flush(struct wrk *w, struct relay_member *m)
         }
         queue_sent(w, m, done);
         if ((size_t)r < pl.want) {
-            m->blocked = true;
             if (w->ur)
                 iou_poll_out(w, c);
             break; /* the socket is full */

@@ -267,6 +267,45 @@ class SlowConsumer(unittest.TestCase):
         self.assertEqual(srv.stop(), 0)
 
 
+class LongMessage(unittest.TestCase):
+    """A message longer than --max-backlog goes to a member that is level with the stream, and a member reading as
+    fast as it can must not be judged slow while it drains: the next message right behind it is delivered too (an
+    8 MiB message fills the socket a few MiB at a time, so until it has all left, everything queued behind it
+    would otherwise count against the 1 MiB limit). Both policies, both I/O backends."""
+
+    def run_policy(self, policy):
+        with wsr.Server("--threads", "1", "--slow-consumer", policy) as srv:
+            http = wsr.HttpConn(srv.port)
+            sub = wsr.RawWS(srv.port, "/relay/long", seed=5)
+            pub = wsr.RawWS(srv.port, "/relay/long", seed=6)
+            try:
+                big = payload(1, 8 * 1024 * 1024)
+                got = []
+                reader = threading.Thread(target=lambda: got.extend(sub.recv_message() for _ in range(3)),
+                                          daemon=True)
+                reader.start()
+                pub.send(pub.frame_bytes(wsr.OP_BIN, big) + pub.frame_bytes(wsr.OP_TEXT, b"right behind") +
+                         pub.frame_bytes(wsr.OP_BIN, b"and another"))
+                reader.join(30 * wsr.SLOW)
+                self.assertFalse(reader.is_alive(), "the member did not get all three messages")
+                self.assertEqual(got, [(wsr.OP_BIN, big), (wsr.OP_TEXT, b"right behind"), (wsr.OP_BIN, b"and another")])
+                s = fetch(http)
+                self.assertEqual(val(s, "wsrelay_relay_slow_consumer_total", action="close"), 0)
+                self.assertEqual(val(s, "wsrelay_relay_slow_consumer_total", action="drop"), 0)
+                for c in (sub, pub):
+                    c.close_cleanly()
+                self.assertEqual(srv.stop(), 0)
+            finally:
+                for c in (sub, pub, http):
+                    c.close()
+
+    def test_close_policy(self):
+        self.run_policy("close")
+
+    def test_drop_policy(self):
+        self.run_policy("drop")
+
+
 class PartialWrites(unittest.TestCase):
     """Frames up to 270 bytes leave packed in a per-worker scratch, longer ones by reference; members that read
     nothing while the publisher sends ~9 MB (more than a socket's send buffer, 4 MiB at most, and the peer's
