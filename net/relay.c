@@ -500,7 +500,10 @@ static unsigned member_push(struct wrk *w, struct relay_member *m, struct relay_
         return 0;
     }
     if (m->q_n == m->q_cap && !queue_grow(w, m)) {
-        WRK_INC(w->st.relay_drops);
+        /* Not the slow-consumer policy's drop: this member would miss a
+         * message it is owed, so it is told instead (1011, counted with
+         * the close codes sent). */
+        conn_ws_close(w, c, 1011, "out of memory");
         return 0;
     }
     m->q[(m->q_head + m->q_n) & (m->q_cap - 1)] = msg;
@@ -538,8 +541,8 @@ void relay_publish(struct wrk *w, struct conn *c, uint8_t opcode, const uint8_t 
     int nw = reg.n_workers;
     size_t hlen = ws_frame_header_len(len, false);
     struct relay_msg *msg = malloc(sizeof *msg + (size_t)nw * sizeof(struct relay_node) + hlen + len);
-    if (!msg) {
-        WRK_INC(w->st.relay_drops);
+    if (!msg) { /* nobody gets it: tell the publisher rather than lose it quietly */
+        conn_ws_close(w, c, 1011, "out of memory");
         return;
     }
     msg->frame = (uint8_t *)(msg->nodes + nw);
