@@ -65,11 +65,11 @@ static bool out_append(struct wrk *w, struct conn *c, const void *p, size_t n)
     return buf_append(w, &c->out, p, n);
 }
 
-/* Output not yet handed to the kernel: queued in c->out or in an io_uring
- * send still in flight. */
+/* Output not yet handed to the kernel: queued in c->out, in an io_uring
+ * send still in flight, or relay frames queued for a member. */
 static bool out_busy(const struct conn *c)
 {
-    return (c->out && rb_len(&c->out->rb) > 0) || (c->io & IOB_SEND);
+    return (c->out && rb_len(&c->out->rb) > 0) || (c->io & IOB_SEND) || (c->rm && relay_backlog(c) > 0);
 }
 
 static void out_release_if_empty(struct wrk *w, struct conn *c)
@@ -94,7 +94,8 @@ static void out_drained_some(struct wrk *w, struct conn *c)
     size_t pending = c->out ? rb_len(&c->out->rb) : 0;
     if (c->io & IOB_SEND)
         pending++; /* counts as not drained; the backlog is c->out's */
-    if (pending == 0 && c->state == CS_DRAIN && !(c->flags & CF_SHUT_WR)) {
+    size_t owed = pending + (c->rm ? relay_backlog(c) : 0); /* a relay member's queue drains too */
+    if (owed == 0 && c->state == CS_DRAIN && !(c->flags & CF_SHUT_WR)) {
         if (c->flags & CF_EOF) {
             conn_close(w, c);
             return;
@@ -746,6 +747,7 @@ static void conn_got(struct wrk *w, struct conn *c, size_t n)
 static void conn_eof(struct wrk *w, struct conn *c)
 {
     in_release_if_empty(w, c);
+    relay_eof(w, c); /* a member stops receiving; what it is owed drains below */
     if (out_busy(c) && c->state != CS_CLOSED) {
         c->flags |= CF_EOF;
         conn_set_state(w, c, CS_DRAIN);

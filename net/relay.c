@@ -404,6 +404,21 @@ void relay_writable(struct wrk *w, struct conn *c)
         dirty_add(w, m);
 }
 
+size_t relay_backlog(const struct conn *c)
+{
+    return c->rm ? c->rm->backlog : 0;
+}
+
+void relay_eof(struct wrk *w, struct conn *c)
+{
+    struct relay_member *m = c->rm;
+    if (!m)
+        return;
+    member_detach(w, m);
+    if (m->q_n > 0)
+        relay_kick(w, c);
+}
+
 void relay_close_queued(struct wrk *w, struct conn *c)
 {
     struct relay_member *m = c->rm;

@@ -99,6 +99,14 @@ void relay_publish(struct wrk *w, struct conn *c, uint8_t opcode, const uint8_t 
  * close never cuts into a frame). */
 void relay_close_queued(struct wrk *w, struct conn *c);
 
+/* The peer of member c sent EOF: leave the channel but keep what is queued;
+ * it drains like any other output before the conn closes (net/conn.c,
+ * conn_eof). */
+void relay_eof(struct wrk *w, struct conn *c);
+
+/* Relay frame bytes c still owes its socket (0 when c is no member). */
+size_t relay_backlog(const struct conn *c);
+
 /* c has new bytes in c->out: flush it this loop pass. */
 void relay_kick(struct wrk *w, struct conn *c);
 

@@ -306,6 +306,36 @@ class LongMessage(unittest.TestCase):
         self.run_policy("drop")
 
 
+class HalfClose(unittest.TestCase):
+    """A member that shuts down its sending side (TCP FIN, no close frame) while messages are queued for it gets
+    every one of them, whole, before the server closes the connection, as /echo does with its replies; it gets
+    nothing published after its FIN. Both I/O backends."""
+    N = 100
+
+    def test_queued_messages_drain_after_fin(self):
+        with wsr.Server("--threads", "1", "--max-backlog", "64M") as srv:
+            http = wsr.HttpConn(srv.port)
+            sub = wsr.RawWS(srv.port, "/relay/half", seed=7)
+            pub = wsr.RawWS(srv.port, "/relay/half", seed=8)
+            try:
+                for seq in range(self.N):
+                    pub.send_frame(wsr.OP_BIN, payload(seq, 65536))
+                wait_for(lambda: val(fetch(http), "wsrelay_relay_queue_slots") >= 16,
+                         "messages to queue for the member that does not read")
+                sub.sock.shutdown(socket.SHUT_WR)
+                wait_for(lambda: sum(sum_members(fetch(http))) == 1, "the member to leave the channel at its FIN")
+                pub.send_frame(wsr.OP_TEXT, b"after the FIN")
+                for seq in range(self.N):
+                    self.assertEqual(sub.recv_message(), (wsr.OP_BIN, payload(seq, 65536)), "message %d" % seq)
+                self.assertTrue(sub.at_eof(), "the server should close once everything is sent")
+                self.assertEqual(sub.buf, b"", "nothing after the queued messages")
+                pub.close_cleanly()
+                self.assertEqual(srv.stop(), 0)
+            finally:
+                for c in (sub, pub, http):
+                    c.close()
+
+
 class PartialWrites(unittest.TestCase):
     """Frames up to 270 bytes leave packed in a per-worker scratch, longer ones by reference; members that read
     nothing while the publisher sends ~9 MB (more than a socket's send buffer, 4 MiB at most, and the peer's
