@@ -138,6 +138,31 @@ class Echo(wsr.ServerTestCase):
                 self.assertEqual(ws.recv_message(), (wsr.OP_BIN, m))
             ws.close_cleanly()
 
+    def test_long_replies_mixed_in_one_write(self):
+        """Long and short messages in one write, both opcodes, every length form, one longer than a standard buffer
+        (256 KiB), then a long frame cut in two, one at a time, and a reply followed by part of the next frame: all
+        must come back whole and in order."""
+        sizes = [16384, 5, 16383, 70000, 0, 65536, 20000, 125, 16385, 300000, 16384]
+        msgs = [(wsr.OP_TEXT if i % 3 == 1 else wsr.OP_BIN,
+                 b"x" * n if i % 3 == 1 else payload(n, 40 + i)) for i, n in enumerate(sizes)]
+        with self.raw("/echo") as ws:
+            data = b"".join(ws.frame_bytes(op, m) for op, m in msgs)
+            tail = ws.frame_bytes(wsr.OP_BIN, payload(50000, 99))
+            ws.send(data + tail[:30000])        # the last frame arrives in two parts
+            for op, m in msgs:
+                self.assertEqual(ws.recv_message(), (op, m))
+            ws.send(tail[30000:])
+            self.assertEqual(ws.recv_message(), (wsr.OP_BIN, payload(50000, 99)))
+            for n in (40000, 3, 40000):         # one at a time too: each batch ends with its own reply
+                ws.send_frame(wsr.OP_BIN, payload(n, n))
+                self.assertEqual(ws.recv_message(), (wsr.OP_BIN, payload(n, n)))
+            nxt = ws.frame_bytes(wsr.OP_TEXT, b"z" * 30000)
+            ws.send(ws.frame_bytes(wsr.OP_BIN, payload(40000, 7)) + nxt[:1000])   # a reply, then part of a frame
+            self.assertEqual(ws.recv_message(), (wsr.OP_BIN, payload(40000, 7)))
+            ws.send(nxt[1000:])
+            self.assertEqual(ws.recv_message(), (wsr.OP_TEXT, b"z" * 30000))
+            ws.close_cleanly()
+
     def test_byte_at_a_time(self):
         with self.raw("/echo") as ws:
             frame = ws.frame_bytes(wsr.OP_TEXT, b"dribble") + ws.frame_bytes(wsr.OP_BIN, payload(300, 9))
