@@ -8,6 +8,8 @@
  * only then are the input bytes consumed. Both buffers go back to the
  * worker's pool as soon as they are empty. */
 #include <errno.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked (glibc's lacks it) */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -917,14 +919,36 @@ void conn_resume(struct wrk *w, struct conn *c)
     conn_on_readable(w, c);
 }
 
+/* True when the peer acknowledged bytes since the last call (from the
+ * kernel's count, so sends still in flight and relay sends count too). */
+static bool out_acked_moved(struct conn *c)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
+        return false;
+    uint32_t acked = (uint32_t)ti.tcpi_bytes_acked;
+    bool moved = acked != c->acked;
+    c->acked = acked;
+    return moved;
+}
+
 void conn_timeout(struct wrk *w, struct conn *c)
 {
     switch (c->state) {
     case CS_HTTP:
     case CS_DRAIN:
         if (out_busy(c)) {
-            /* Still sending: allow as long as the peer keeps taking bytes. */
+            /* Still sending: allow as long as the peer keeps taking bytes.
+             * Our own view of progress comes only with a wake-up after half
+             * a send buffer (up to MiBs) has drained, or, for an io_uring
+             * send of WebSocket output (MSG_WAITALL) and a relay member's
+             * queue, not at all until the end: ask the kernel whether the
+             * peer acknowledged anything since the last look. */
             uint32_t limit = c->state == CS_HTTP ? w->hs_ticks : w->close_ticks;
+            if (out_acked_moved(c))
+                c->last_rx = w->now;
             uint32_t quiet = w->now - c->last_rx;
             if (quiet < limit) {
                 wrk_timer_set(w, c, limit - quiet);
