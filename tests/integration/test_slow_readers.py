@@ -65,8 +65,8 @@ class SlowDownload(unittest.TestCase):
         return sock
 
     def test_steady_reader_is_not_cut(self):
-        """--handshake-timeout 1: a reader taking 1.5 MB/s for 3.5 s (about 5 MB, more than the socket buffers hold) gets
-        every byte it reads and the connection stays open."""
+        """--handshake-timeout 1: a reader taking 1.5 MB/s for 3.5 s (about 5 MB, more than the socket buffers
+        hold) gets every byte it reads and the connection stays open."""
         with wsr.Server("--threads", "1", "--handshake-timeout", "1", "--static", self.tmp) as srv:
             sock = self.get(srv)
             try:
