@@ -131,8 +131,6 @@ static bool out_flush(struct wrk *w, struct conn *c)
         ssize_t n = send(c->fd, rb_data(&c->out->rb), rb_len(&c->out->rb), MSG_NOSIGNAL);
         if (n > 0) {
             rb_consume(&c->out->rb, (size_t)n);
-            if (c->state != CS_WS)
-                c->last_rx = w->now; /* progress: a slow reader is not a stalled one */
             WRK_ADD(w->st.bytes_out[c->ep], n);
             continue;
         }
@@ -735,9 +733,9 @@ static void conn_process(struct wrk *w, struct conn *c)
 static void conn_got(struct wrk *w, struct conn *c, size_t n)
 {
     WRK_ADD(w->st.bytes_in[c->ep], n);
-    /* WebSocket idleness only: in HTTP and DRAIN states last_rx tracks send
-     * progress (out_flush), so a peer that trickles bytes but never reads
-     * cannot keep itself alive. */
+    /* WebSocket idleness only: in HTTP and DRAIN states last_rx holds the
+     * peer's acknowledged bytes (conn_timeout), so a peer that trickles
+     * bytes but never reads cannot keep itself alive. */
     if (c->state == CS_WS || c->state == CS_CLOSING) {
         c->last_rx = w->now;
         c->flags &= (uint8_t)~CF_PING_OUT;
@@ -814,8 +812,6 @@ void conn_on_sent(struct wrk *w, struct conn *c)
 {
     if (c->state == CS_CLOSED)
         return;
-    if (c->state != CS_WS)
-        c->last_rx = w->now; /* progress: a slow reader is not a stalled one */
     if (c->rm) {
         relay_kick(w, c); /* the upgrade came while an HTTP reply was in flight */
         return;
@@ -919,8 +915,11 @@ void conn_resume(struct wrk *w, struct conn *c)
     conn_on_readable(w, c);
 }
 
-/* True when the peer acknowledged bytes since the last call (from the
- * kernel's count, so sends still in flight and relay sends count too). */
+/* HTTP/DRAIN: true when the peer acknowledged bytes since the last call
+ * (the kernel's count, so io_uring sends still in flight and a relay
+ * member's sends count too); the count is kept in c->last_rx. The first
+ * call after the state changed compares with a tick and says moved: a
+ * stalled peer then gets one period more. */
 static bool out_acked_moved(struct conn *c)
 {
     struct tcp_info ti;
@@ -929,8 +928,8 @@ static bool out_acked_moved(struct conn *c)
         len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
         return false;
     uint32_t acked = (uint32_t)ti.tcpi_bytes_acked;
-    bool moved = acked != c->acked;
-    c->acked = acked;
+    bool moved = acked != c->last_rx;
+    c->last_rx = acked;
     return moved;
 }
 
@@ -940,18 +939,15 @@ void conn_timeout(struct wrk *w, struct conn *c)
     case CS_HTTP:
     case CS_DRAIN:
         if (out_busy(c)) {
-            /* Still sending: allow as long as the peer keeps taking bytes.
-             * Our own view of progress comes only with a wake-up after half
-             * a send buffer (up to MiBs) has drained, or, for an io_uring
-             * send of WebSocket output (MSG_WAITALL) and a relay member's
-             * queue, not at all until the end: ask the kernel whether the
-             * peer acknowledged anything since the last look. */
-            uint32_t limit = c->state == CS_HTTP ? w->hs_ticks : w->close_ticks;
-            if (out_acked_moved(c))
-                c->last_rx = w->now;
-            uint32_t quiet = w->now - c->last_rx;
-            if (quiet < limit) {
-                wrk_timer_set(w, c, limit - quiet);
+            /* Still sending: another period as long as the peer keeps
+             * taking bytes (a stalled one goes 1-2 periods after it
+             * stopped). Our own view of progress would come only with a
+             * wake-up after half a send buffer (up to MiBs) has drained,
+             * or, for an io_uring send of WebSocket output (MSG_WAITALL)
+             * and a relay member's queue, not at all until the end: the
+             * kernel is asked instead. */
+            if (out_acked_moved(c)) {
+                wrk_timer_set(w, c, c->state == CS_HTTP ? w->hs_ticks : w->close_ticks);
                 return;
             }
             conn_close(w, c);

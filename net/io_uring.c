@@ -442,8 +442,6 @@ static void on_send(struct wrk *w, struct iou *u, struct iou_send *s, int res, u
         if (res > 0) {
             rb_consume(&s->b->rb, (size_t)res);
             WRK_ADD(w->st.bytes_out[c->ep], res);
-            if (c->state != CS_WS)
-                c->last_rx = w->now; /* progress: a slow reader is not a stalled one */
         }
         if (res == -EAGAIN || res == -EINTR || (res > 0 && rb_len(&s->b->rb) > 0)) {
             /* the rest, in order: nothing else is in flight */

@@ -85,8 +85,9 @@ struct conn {
     struct conn *link;       /* ready or closing list */
     struct relay_member *rm; /* relay membership and delivery queue (net/relay.c), or NULL */
     uint32_t t_when;         /* tick the timer fires */
-    uint32_t last_rx;        /* WebSocket: tick bytes last arrived; HTTP/DRAIN: tick output last moved */
-    uint32_t acked;          /* HTTP/DRAIN: bytes the peer had acknowledged at the last stall check (low 32 bits) */
+    /* WebSocket: tick bytes last arrived. HTTP/DRAIN: how many bytes the
+     * peer had acknowledged (low 32 bits) at the last stall check. */
+    uint32_t last_rx;
     int fd;
     uint8_t state;           /* enum conn_state */
     uint8_t ep;              /* enum conn_ep */
