@@ -536,6 +536,11 @@ static void handle_cqes(struct wrk *w, struct iou *u)
 void iou_wait(struct wrk *w, int timeout_ms)
 {
     struct iou *u = w->ur;
+    /* A poll the ring could not take (no SQE even after a submit) is tried
+     * again after each batch; meanwhile do not sleep past 50 ms, or a stop
+     * or relay wake-up could wait for unrelated traffic. */
+    if ((!u->epoll_armed || (u->relay_fd >= 0 && !u->relay_armed)) && (timeout_ms < 0 || timeout_ms > 50))
+        timeout_ms = 50;
     if (timeout_ms == 0) {
         io_uring_submit_and_get_events(&u->ring);
     } else {
