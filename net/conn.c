@@ -33,6 +33,18 @@ static const char echo_prefix[] = "echo:";
 
 static void conn_process(struct wrk *w, struct conn *c);
 static bool flush_iov(struct wrk *w, struct conn *c);
+static bool out_acked_moved(struct conn *c);
+
+/* Enter DRAIN: from a WebSocket state last_rx held a tick; make it the
+ * peer's acknowledged-byte count now, so the first stall check compares
+ * like with like (see conn_timeout). */
+static void conn_drain(struct wrk *w, struct conn *c)
+{
+    bool from_ws = c->state == CS_WS || c->state == CS_CLOSING;
+    conn_set_state(w, c, CS_DRAIN);
+    if (from_ws)
+        out_acked_moved(c);
+}
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -400,7 +412,7 @@ static void ws_process(struct wrk *w, struct conn *c)
             p = end; /* nothing after a failure is looked at */
             if (c->state == CS_WS && !ws_queue_close(w, c, ws_close_code_for(n), ws_err_name(c->u.ws.err)))
                 return;
-            conn_set_state(w, c, CS_DRAIN);
+            conn_drain(w, c);
             wrk_timer_set(w, c, w->close_ticks);
             break;
         }
@@ -433,7 +445,7 @@ static void ws_process(struct wrk *w, struct conn *c)
             /* The handshake is complete once our close is out: close TCP
              * then (RFC 6455 §7.1.1: the server closes first), no linger. */
             c->flags |= CF_EOF;
-            conn_set_state(w, c, CS_DRAIN);
+            conn_drain(w, c);
             wrk_timer_set(w, c, w->close_ticks);
             if (c->rm)
                 relay_kick(w, c); /* its flush shuts down writes once all is sent */
@@ -483,7 +495,7 @@ static void http_respond(struct wrk *w, struct conn *c, int status, const char *
         return;
     }
     if (close_after) {
-        conn_set_state(w, c, CS_DRAIN);
+        conn_drain(w, c);
         wrk_timer_set(w, c, w->close_ticks);
     }
 }
@@ -535,7 +547,7 @@ static void http_upgrade(struct wrk *w, struct conn *c, const struct http_req *r
             conn_close(w, c);
             return;
         }
-        conn_set_state(w, c, CS_DRAIN);
+        conn_drain(w, c);
         wrk_timer_set(w, c, w->close_ticks);
         return;
     }
@@ -635,7 +647,7 @@ static void http_static(struct wrk *w, struct conn *c, const struct http_req *re
         return;
     }
     if (close_after) {
-        conn_set_state(w, c, CS_DRAIN);
+        conn_drain(w, c);
         wrk_timer_set(w, c, w->close_ticks);
     }
 }
@@ -750,7 +762,7 @@ static void conn_eof(struct wrk *w, struct conn *c)
     relay_eof(w, c); /* a member stops receiving; what it is owed drains below */
     if (out_busy(c) && c->state != CS_CLOSED) {
         c->flags |= CF_EOF;
-        conn_set_state(w, c, CS_DRAIN);
+        conn_drain(w, c);
         wrk_timer_set(w, c, w->close_ticks);
         return;
     }
@@ -917,9 +929,8 @@ void conn_resume(struct wrk *w, struct conn *c)
 
 /* HTTP/DRAIN: true when the peer acknowledged bytes since the last call
  * (the kernel's count, so io_uring sends still in flight and a relay
- * member's sends count too); the count is kept in c->last_rx. The first
- * call after the state changed compares with a tick and says moved: a
- * stalled peer then gets one period more. */
+ * member's sends count too); the count is kept in c->last_rx (set on
+ * entering DRAIN; 0 from accept in HTTP). */
 static bool out_acked_moved(struct conn *c)
 {
     struct tcp_info ti;

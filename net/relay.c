@@ -62,6 +62,8 @@ struct relay_member {
     struct relay_msg **q;                /* ring of queued messages, oldest at q_head */
     uint32_t q_head, q_n, q_cap;         /* q_cap: 0 or a power of two */
     uint32_t q_hwm;                      /* most queued since the queue last emptied */
+    uint32_t tried;                      /* loop pass of member_push's last flush of a blocked member */
+    bool blocked;                        /* the socket refused bytes; cleared on EPOLLOUT */
     bool echo;                           /* gets its own messages too */
     bool dirty;                          /* on the dirty list */
     size_t off;                          /* bytes of q[q_head] already sent */
@@ -400,6 +402,8 @@ void relay_kick(struct wrk *w, struct conn *c)
 void relay_writable(struct wrk *w, struct conn *c)
 {
     struct relay_member *m = c->rm;
+    if (m)
+        m->blocked = false;
     if (m && !m->dirty && (m->q_n > 0 || (c->out && rb_len(&c->out->rb) > 0)))
         dirty_add(w, m);
 }
@@ -495,13 +499,18 @@ static unsigned member_push(struct wrk *w, struct relay_member *m, struct relay_
     if (pending > 0 && pending + msg->len > limit) {
         /* Deliveries leave once per loop pass, so a burst can pass the limit
          * before this member was offered a byte: judge only what its socket
-         * refused, after trying to send what is queued (also when its last
-         * send was refused: its writability may be in this very batch, not
-         * yet handled). */
-        member_flush(w, m);
-        if (c->state != CS_WS)
-            return 0; /* the flush failed and closed it (m is gone) */
-        pending = member_pending(m, limit);
+         * refused, after trying to send what is queued. A socket that
+         * refused bytes is tried once per pass (its writability may be in
+         * this very batch, not yet handled), not once per message: a member
+         * that never reads must not cost a failed send per publish. */
+        uint32_t pass = (uint32_t)atomic_load_explicit(&w->st.loops, memory_order_relaxed);
+        if (!m->blocked || m->tried != pass) {
+            m->tried = pass;
+            member_flush(w, m);
+            if (c->state != CS_WS)
+                return 0; /* the flush failed and closed it (m is gone) */
+            pending = member_pending(m, limit);
+        }
     }
     /* A message larger than the limit still goes to a member that is level
      * with the stream; whole messages only, never part of a frame. */
@@ -760,6 +769,7 @@ static void member_flush(struct wrk *w, struct relay_member *m)
         }
         if (r < 0) {
             if (errno == EAGAIN) {
+                m->blocked = true;
                 if (w->ur)
                     iou_poll_out(w, c);
                 break; /* EPOLLOUT (or the io_uring poll) brings us back */
@@ -781,6 +791,7 @@ static void member_flush(struct wrk *w, struct relay_member *m)
         }
         queue_sent(w, m, done);
         if ((size_t)r < pl.want) {
+            m->blocked = true;
             if (w->ur)
                 iou_poll_out(w, c);
             break; /* the socket is full */

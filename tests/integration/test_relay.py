@@ -320,6 +320,8 @@ class HalfClose(unittest.TestCase):
             try:
                 for seq in range(self.N):
                     pub.send_frame(wsr.OP_BIN, payload(seq, 65536))
+                wait_for(lambda: val(fetch(http), "wsrelay_messages_in_total", endpoint="relay") >= self.N,
+                         "the server to take every message before the FIN (the member leaves at it)")
                 wait_for(lambda: val(fetch(http), "wsrelay_relay_queue_slots") >= 16,
                          "messages to queue for the member that does not read")
                 sub.sock.shutdown(socket.SHUT_WR)

@@ -24,6 +24,14 @@ RATE = 1_500_000      # bytes/s a slow reader takes
 SECONDS = 3.5          # the reader sets the pace, so sanitizer builds need no more time
 
 
+def buffers_could_hold(n, rcvbuf=256 * 1024):
+    """True when the server's send buffer (tcp_wmem's maximum) plus the client's receive buffer could take n bytes
+    at once: then no output would stay pending in the server and these tests would test nothing."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        wmem_max = int(f.read().split()[2])
+    return wmem_max + 2 * rcvbuf >= n
+
+
 def read_slowly(sock, want, rate=RATE, seconds=None):
     """Read up to want bytes at about rate bytes/s (for at most seconds, if given); returns what came. Raises on a
     reset; stops early on EOF."""
@@ -50,6 +58,8 @@ class SlowDownload(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        if buffers_could_hold(cls.SIZE):
+            raise unittest.SkipTest("tcp_wmem's maximum is so large the file would leave at once")
         cls.tmp = tempfile.mkdtemp(prefix="wsr-slow-")
         cls.body = random.Random(3).randbytes(cls.SIZE)
         with open(os.path.join(cls.tmp, "big.bin"), "wb") as f:
@@ -75,7 +85,6 @@ class SlowDownload(unittest.TestCase):
                 self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
                 self.assertGreater(len(body), 3 * 1024 * 1024, "read too little to span several timeouts")
                 self.assertEqual(body, self.body[:len(body)])
-                self.assertLess(len(body), self.SIZE, "the whole file went into buffers: nothing was tested")
                 rest = read_slowly(sock, self.SIZE - len(body), rate=1 << 30)   # then fast: all of it, no cut
                 self.assertEqual(body + rest, self.body)
             finally:
@@ -111,6 +120,8 @@ class SlowDrainAfterFin(unittest.TestCase):
         """--close-timeout 1: an 8 MB message to /echo, then FIN at once; the reply drains at 1.5 MB/s (under
         io_uring one MSG_WAITALL send that completes only at its end) and all of it arrives before the close."""
         n = 8 * 1024 * 1024
+        if buffers_could_hold(n):
+            self.skipTest("tcp_wmem's maximum is so large the reply would leave at once")
         msg = random.Random(4).randbytes(n)
         with wsr.Server("--threads", "1", "--close-timeout", "1") as srv:
             ws = wsr.RawWS(srv.port, "/echo", rcvbuf=256 * 1024)
@@ -130,6 +141,8 @@ class SlowDrainAfterFin(unittest.TestCase):
         """--close-timeout 1: a relay member with ~10 MB queued sends FIN and reads at 1.5 MB/s; every message
         arrives whole before the close."""
         count, size = 160, 65536
+        if buffers_could_hold(count * size):
+            self.skipTest("tcp_wmem's maximum is so large the queue would leave at once")
         with wsr.Server("--threads", "1", "--close-timeout", "1", "--max-backlog", "64M") as srv:
             http = wsr.HttpConn(srv.port)
             sub = wsr.RawWS(srv.port, "/relay/slow-fin", seed=9)
@@ -137,6 +150,8 @@ class SlowDrainAfterFin(unittest.TestCase):
             try:
                 for seq in range(count):
                     pub.send_frame(wsr.OP_BIN, relay_payload(seq, size))
+                wait_for(lambda: val(fetch(http), "wsrelay_messages_in_total", endpoint="relay") >= count,
+                         "the server to take every message before the FIN (the member leaves at it)")
                 wait_for(lambda: val(fetch(http), "wsrelay_relay_queue_slots") >= 64, "the member's queue to fill")
                 sub.sock.shutdown(socket.SHUT_WR)
                 frame = size + 10  # 2-byte header + 64-bit length (65536 needs it)
