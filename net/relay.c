@@ -354,6 +354,16 @@ static void member_detach(struct wrk *w, struct relay_member *m)
         chan_unref(ch); /* inbox entries still in flight keep it alive */
 }
 
+/* Give m's ring back (its messages already dropped or sent) and keep the
+ * slots gauge. */
+static void queue_free(struct wrk *w, struct relay_member *m)
+{
+    free(m->q);
+    WRK_ADD(w->st.relay_queue_slots, -(int64_t)m->q_cap);
+    m->q = NULL;
+    m->q_cap = m->q_head = 0;
+}
+
 /* Drop queued messages from the tail; keep a partly sent head when asked. */
 static void queue_drop(struct relay_member *m, bool keep_started)
 {
@@ -441,8 +451,7 @@ void relay_leave(struct wrk *w, struct conn *c)
     member_detach(w, m);
     queue_drop(m, false);
     dirty_del(w, m);
-    free(m->q);
-    WRK_ADD(w->st.relay_queue_slots, -(int64_t)m->q_cap);
+    queue_free(w, m);
     free(m);
     c->rm = NULL;
 }
@@ -467,8 +476,6 @@ static bool queue_grow(struct wrk *w, struct relay_member *m)
     return true;
 }
 
-/* Queue msg for m, or apply the slow-consumer policy. Returns 1 when msg
- * was queued (the caller adds the reference), else 0. */
 /* What m owes its socket, as the slow-consumer policy judges it: queued
  * frames and c->out, less the unsent rest of a head message longer than the
  * limit itself. Such a message goes to a member level with the stream, and
@@ -485,6 +492,8 @@ static size_t member_pending(const struct relay_member *m, uint64_t limit)
     return pending;
 }
 
+/* Queue msg for m, or apply the slow-consumer policy. Returns 1 when msg
+ * was queued (the caller adds the reference), else 0. */
 static unsigned member_push(struct wrk *w, struct relay_member *m, struct relay_msg *msg)
 {
     struct conn *c = m->c;
@@ -716,12 +725,8 @@ static bool plan_add(struct plan *pl, const uint8_t *p, size_t len)
  * one at RELAY_Q0. */
 static void queue_trim(struct wrk *w, struct relay_member *m)
 {
-    if (m->q_n > 0 || m->q_cap <= RELAY_Q_KEEP)
-        return;
-    free(m->q);
-    WRK_ADD(w->st.relay_queue_slots, -(int64_t)m->q_cap);
-    m->q = NULL;
-    m->q_cap = m->q_head = 0;
+    if (m->q_n == 0 && m->q_cap > RELAY_Q_KEEP)
+        queue_free(w, m);
 }
 
 /* Send m's pending output: the rest of a partly sent message first (nothing
